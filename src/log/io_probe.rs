@@ -1,0 +1,50 @@
+//! Works around glommio's io-poll probe pitfall (DESIGN.md §8).
+//!
+//! The first DMA file a thread opens on a block device makes glommio probe
+//! io-poll support with a read at offset 0, and the answer is cached for the
+//! device on that thread. If that first file is new and empty the probe
+//! "succeeds" trivially, the device is marked pollable, and every later DMA
+//! read on it fails with EOPNOTSUPP. So each executor thread, before it opens
+//! any segment, opens a small non-empty file in the data directory with DMA
+//! and reads it back once.
+
+use super::error::{IoContext, LogError, Result};
+use glommio::io::DmaFile;
+use std::io::Write;
+use std::path::Path;
+
+const PROBE_FILE: &str = ".dma-probe";
+const PROBE_LEN: usize = 4096;
+
+/// Must run on every executor thread before it opens any segment in
+/// `data_dir`.
+pub async fn ensure_dma_reads(data_dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(data_dir).context(|| format!("creating {}", data_dir.display()))?;
+    let path = data_dir.join(PROBE_FILE);
+    let fresh = std::fs::metadata(&path).map_or(true, |m| m.len() as usize != PROBE_LEN);
+    if fresh {
+        let mut f =
+            std::fs::File::create(&path).context(|| format!("creating {}", path.display()))?;
+        f.write_all(&[0x5a; PROBE_LEN])
+            .and_then(|()| f.sync_all())
+            .context(|| format!("writing {}", path.display()))?;
+    }
+    let file = DmaFile::open(&path)
+        .await
+        .context(|| format!("opening {}", path.display()))?;
+    let read = file
+        .read_at(0, PROBE_LEN)
+        .await
+        .context(|| format!("reading {}", path.display()))?;
+    let ok = read.len() == PROBE_LEN && read.iter().all(|&b| b == 0x5a);
+    file.close()
+        .await
+        .context(|| format!("closing {}", path.display()))?;
+    if !ok {
+        return Err(LogError::Corrupt(format!(
+            "{} did not read back as written",
+            path.display()
+        )));
+    }
+    Ok(())
+}

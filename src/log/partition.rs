@@ -1,0 +1,699 @@
+//! `Partition`: the log of one topic partition — an ordered set of segments,
+//! the last one active, plus the tail cache.
+//!
+//! Lives on the one shard that owns the partition; all methods take `&self`
+//! and are called from that shard's tasks only. State sits in a `RefCell`
+//! that is never borrowed across an `.await`.
+//!
+//! Offsets kept, always `log_start <= durable <= written <= next`:
+//! - `next`: the offset the next appended record gets;
+//! - `written`: every batch below it is in a segment file (readable cold);
+//! - `durable`: every batch below it survived an fdatasync.
+//!
+//! Contracts:
+//! - `append` resolves once the batches have offsets and are readable (tail
+//!   cache); they are durable only after a `flush` that started later
+//!   resolves. Appends are serialized in call order.
+//! - `flush` resolves once everything appended before the call is durable.
+//!   Concurrent callers share fdatasyncs (group commit): while one runs,
+//!   later callers queue, and the next fdatasync covers all of them.
+//! - `read` returns whole batches only, the first one even if larger than
+//!   `max_bytes`, and never a byte that is not yet written to its file.
+
+use super::appender::SegmentAppender;
+use super::batch::{BatchError, RecordBatch};
+use super::config::LogConfig;
+use super::error::{IoContext, LogError, Result};
+use super::index::OffsetIndex;
+use super::recovery::{open_sealed, recover_active, write_indexes};
+use super::segment::{file_name, BatchScanner, FileSlice, Scanned, Segment, SegmentFiles};
+use super::tail_cache::TailCache;
+use super::time_index::TimeIndex;
+use bytes::Bytes;
+use glommio::sync::Semaphore;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// The partition leader epoch stamped on appended batches. A single broker
+/// is the only leader there has ever been.
+const LEADER_EPOCH: i32 = 0;
+
+/// Where the bytes of a read are.
+#[derive(Debug)]
+pub enum ReadChunk {
+    /// Nothing at or after the offset yet (offset == log end).
+    Empty,
+    /// Hot: batches from the tail cache, ready for a vectored write.
+    Cached(Vec<Bytes>),
+    /// Cold: a byte range of a segment file, ready for `sendfile`.
+    File(FileSlice),
+}
+
+impl ReadChunk {
+    pub fn len(&self) -> usize {
+        match self {
+            ReadChunk::Empty => 0,
+            ReadChunk::Cached(v) => v.iter().map(Bytes::len).sum(),
+            ReadChunk::File(f) => f.len as usize,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copies the bytes into memory with a blocking `pread`. For tests and
+    /// tools only: the broker sends a `File` chunk with `sendfile`.
+    pub fn to_bytes_blocking(&self) -> std::io::Result<Bytes> {
+        use std::os::unix::fs::FileExt;
+        match self {
+            ReadChunk::Empty => Ok(Bytes::new()),
+            ReadChunk::Cached(v) => Ok(v.concat().into()),
+            ReadChunk::File(f) => {
+                let mut out = vec![0u8; f.len as usize];
+                f.file.read_exact_at(&mut out, f.position)?;
+                Ok(out.into())
+            }
+        }
+    }
+}
+
+/// Offsets given to one append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: u64,
+    pub last_offset: u64,
+}
+
+pub struct Partition {
+    dir: PathBuf,
+    config: LogConfig,
+    state: RefCell<State>,
+    append_lock: Semaphore,
+    flush_lock: Semaphore,
+}
+
+struct State {
+    /// By base offset; the last one is active and has the appender.
+    segments: BTreeMap<u64, Segment>,
+    tail: TailCache,
+    log_start: u64,
+    next: u64,
+    durable: u64,
+    /// When the oldest record not yet durable was appended.
+    unflushed_since_ms: Option<i64>,
+    offline: Option<String>,
+    /// fdatasyncs of segment files so far (group commit makes this far
+    /// smaller than the number of flush calls).
+    fdatasyncs: u64,
+}
+
+impl State {
+    fn active(&self) -> &Segment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log has an active segment")
+    }
+
+    fn written(&self) -> u64 {
+        let active = self.active();
+        match &active.appender {
+            Some(a) => a.written_offset(),
+            None => active.next_offset,
+        }
+    }
+
+    fn check_positions(&self) {
+        let written = self.written();
+        assert!(self.log_start <= self.durable.max(self.log_start));
+        assert!(
+            self.durable <= written,
+            "durable {} > written {written}",
+            self.durable
+        );
+        assert!(
+            written <= self.next,
+            "written {written} > next {}",
+            self.next
+        );
+    }
+
+    fn check_online(&self) -> Result<()> {
+        match &self.offline {
+            Some(why) => Err(LogError::Offline(why.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Partition {
+    /// Opens (or creates) the log in `dir`, recovering its active segment.
+    /// The caller must have run [`crate::log::io_probe`] on this thread.
+    pub async fn open(dir: &Path, config: LogConfig) -> Result<Partition> {
+        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+        let mut bases = Vec::new();
+        for entry in std::fs::read_dir(dir).context(|| format!("listing {}", dir.display()))? {
+            let entry = entry.context(|| format!("listing {}", dir.display()))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if let Some(base) = name
+                .strip_suffix(".log")
+                .and_then(|b| b.parse::<u64>().ok())
+            {
+                bases.push(base);
+            }
+        }
+        bases.sort_unstable();
+        let mut segments = BTreeMap::new();
+        match bases.split_last() {
+            None => {
+                let segment = create_segment(dir, 0, &config).await?;
+                segments.insert(0, segment);
+            }
+            Some((&active, sealed)) => {
+                for (i, &base) in sealed.iter().enumerate() {
+                    let next = bases[i + 1];
+                    segments.insert(base, open_sealed(dir, base, next, &config).await?);
+                }
+                segments.insert(active, recover_active(dir, active, &config).await?);
+            }
+        }
+        let log_start = *segments.keys().next().expect("at least one segment");
+        let next = segments.values().next_back().expect("active").next_offset;
+        let state = State {
+            segments,
+            tail: TailCache::default(),
+            log_start,
+            next,
+            durable: next,
+            unflushed_since_ms: None,
+            offline: None,
+            fdatasyncs: 0,
+        };
+        state.check_positions();
+        Ok(Partition {
+            dir: dir.to_path_buf(),
+            config,
+            state: RefCell::new(state),
+            append_lock: Semaphore::new(1),
+            flush_lock: Semaphore::new(1),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub fn log_start(&self) -> u64 {
+        self.state.borrow().log_start
+    }
+
+    /// The log end offset: the offset the next record will get.
+    pub fn next_offset(&self) -> u64 {
+        self.state.borrow().next
+    }
+
+    pub fn durable_offset(&self) -> u64 {
+        self.state.borrow().durable
+    }
+
+    pub fn written_offset(&self) -> u64 {
+        self.state.borrow().written()
+    }
+
+    /// fdatasyncs of segment files since open.
+    pub fn fdatasyncs(&self) -> u64 {
+        self.state.borrow().fdatasyncs
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.state.borrow().segments.len()
+    }
+
+    /// Bytes in all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.state.borrow().segments.values().map(|s| s.size).sum()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_bases(&self) -> Vec<u64> {
+        self.state.borrow().segments.keys().copied().collect()
+    }
+
+    /// Appends batches a producer sent, stamped with the wall clock.
+    pub async fn append(&self, batches: Vec<RecordBatch>) -> Result<AppendInfo> {
+        self.append_at(batches, now_ms()).await
+    }
+
+    /// Appends with an explicit clock (`segment.ms` and `flush.ms` use it).
+    /// Either every batch is appended or, on a validation error, none is.
+    pub async fn append_at(&self, batches: Vec<RecordBatch>, now_ms: i64) -> Result<AppendInfo> {
+        assert!(!batches.is_empty(), "append needs at least one batch");
+        for batch in &batches {
+            batch.validate_for_append(self.config.max_message_bytes)?;
+            if batch.len() as u64 > self.config.segment_bytes {
+                return Err(BatchError::RecordListTooLarge {
+                    size: batch.len(),
+                    max: self.config.segment_bytes as usize,
+                }
+                .into());
+            }
+        }
+        let permit = self.append_lock.acquire_permit(1).await.map_err(closed)?;
+        self.state.borrow().check_online()?;
+        let base_offset = self.state.borrow().next;
+        for batch in batches {
+            if self.should_roll(&batch, now_ms) {
+                self.roll_locked().await?;
+            }
+            let watch = {
+                let mut st = self.state.borrow_mut();
+                let st = &mut *st;
+                let mut batch = batch;
+                batch.assign_offset_and_epoch(st.next as i64, LEADER_EPOCH);
+                let next = batch.last_offset() as u64 + 1;
+                let active = st.active_mut();
+                let position = active.size;
+                active.rolling_ms.get_or_insert(now_ms);
+                let appender = active.appender.as_mut().expect("active segment appends");
+                appender.append(batch.as_bytes(), next);
+                let watch =
+                    (appender.in_flight() > self.config.write_behind).then(|| appender.watch());
+                active.note_batch(position, &batch, self.config.index_interval_bytes);
+                st.tail.push(st.next, next, batch.into_bytes());
+                st.next = next;
+                st.unflushed_since_ms.get_or_insert(now_ms);
+                let written = st.written();
+                st.tail.evict(self.config.tail_cache_bytes, written);
+                watch
+            };
+            if let Some(watch) = watch {
+                let waited = watch.wait_in_flight_at_most(self.config.write_behind).await;
+                waited.map_err(|e| self.go_offline(e))?;
+            }
+        }
+        let last_offset = self.state.borrow().next - 1;
+        self.state.borrow().check_positions();
+        drop(permit);
+        if self.flush_due(now_ms) {
+            self.flush().await?;
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+        })
+    }
+
+    fn should_roll(&self, batch: &RecordBatch, now_ms: i64) -> bool {
+        let st = self.state.borrow();
+        let active = st.active();
+        if active.size == 0 {
+            return false;
+        }
+        let records = batch.last_offset_delta().max(0) as u64 + 1;
+        active.size + batch.len() as u64 > self.config.segment_bytes
+            || active.index.len() >= self.config.index_entries_max()
+            || st.next + records - active.base_offset() > u64::from(u32::MAX)
+            || active
+                .rolling_ms
+                .is_some_and(|t| now_ms.saturating_sub(t) >= self.config.segment_ms)
+    }
+
+    /// Seals the active segment and starts a new one at the log end.
+    pub async fn roll(&self) -> Result<()> {
+        let _permit = self.append_lock.acquire_permit(1).await.map_err(closed)?;
+        self.state.borrow().check_online()?;
+        if self.state.borrow().active().size == 0 {
+            return Ok(());
+        }
+        self.roll_locked().await
+    }
+
+    /// Caller holds the append lock. Takes the flush lock so no flush writes
+    /// the old segment while it is sealed.
+    async fn roll_locked(&self) -> Result<()> {
+        let _flush = self.flush_lock.acquire_permit(1).await.map_err(closed)?;
+        let (watch, end, files, size) = {
+            let mut st = self.state.borrow_mut();
+            let active = st.active_mut();
+            let appender = active.appender.as_mut().expect("active segment appends");
+            let end = appender.issue_flush();
+            (appender.watch(), end, active.files.clone(), active.size)
+        };
+        watch
+            .wait_written(end)
+            .await
+            .map_err(|e| self.go_offline(e))?;
+        let sealed = async {
+            files
+                .dma
+                .truncate(size)
+                .await
+                .context(|| format!("truncating {}", files.log_path.display()))?;
+            files
+                .dma
+                .fdatasync()
+                .await
+                .context(|| format!("syncing {}", files.log_path.display()))
+        };
+        sealed.await.map_err(|e| self.go_offline(e.to_string()))?;
+        let (base, next, index, time_index) = {
+            let mut st = self.state.borrow_mut();
+            let next = st.next;
+            st.durable = next;
+            st.fdatasyncs += 1;
+            st.unflushed_since_ms = None;
+            let active = st.active_mut();
+            active.appender = None;
+            active.finish_time_index();
+            let encoded = (active.index.encode(), active.time_index.encode());
+            (active.base_offset(), next, encoded.0, encoded.1)
+        };
+        write_indexes(&self.dir, base, &index, &time_index)
+            .await
+            .map_err(|e| self.go_offline(e.to_string()))?;
+        let fresh = create_segment(&self.dir, next, &self.config)
+            .await
+            .map_err(|e| self.go_offline(e.to_string()))?;
+        self.state.borrow_mut().segments.insert(next, fresh);
+        Ok(())
+    }
+
+    /// Makes everything appended before this call durable (fdatasync).
+    pub async fn flush(&self) -> Result<()> {
+        let target = self.state.borrow().next;
+        if self.state.borrow().durable >= target {
+            return self.state.borrow().check_online();
+        }
+        let _flush = self.flush_lock.acquire_permit(1).await.map_err(closed)?;
+        let (upto, end, watch, files) = {
+            let mut st = self.state.borrow_mut();
+            st.check_online()?;
+            if st.durable >= target {
+                return Ok(());
+            }
+            let upto = st.next;
+            let active = st.active_mut();
+            let appender = active.appender.as_mut().expect("active segment appends");
+            let end = appender.issue_flush();
+            (upto, end, appender.watch(), active.files.clone())
+        };
+        watch
+            .wait_written(end)
+            .await
+            .map_err(|e| self.go_offline(e))?;
+        files
+            .dma
+            .fdatasync()
+            .await
+            .map_err(|e| self.go_offline(format!("fdatasync {}: {e}", files.log_path.display())))?;
+        let mut st = self.state.borrow_mut();
+        st.fdatasyncs += 1;
+        st.durable = st.durable.max(upto);
+        if st.durable == st.next {
+            st.unflushed_since_ms = None;
+        }
+        st.check_positions();
+        Ok(())
+    }
+
+    /// True if `flush.messages` or `flush.ms` asks for a flush now.
+    pub fn flush_due(&self, now_ms: i64) -> bool {
+        let st = self.state.borrow();
+        let unflushed = st.next - st.durable;
+        unflushed > 0
+            && (unflushed >= self.config.flush_messages.max(1) as u64
+                || st
+                    .unflushed_since_ms
+                    .is_some_and(|t| now_ms.saturating_sub(t) >= self.config.flush_ms))
+    }
+
+    /// Applies the flush policy; the shard calls this on a timer.
+    pub async fn flush_if_due(&self, now_ms: i64) -> Result<bool> {
+        if !self.flush_due(now_ms) {
+            return Ok(false);
+        }
+        self.flush().await.map(|()| true)
+    }
+
+    fn go_offline(&self, why: String) -> LogError {
+        tracing::error!(partition = %self.dir.display(), "log offline: {why}");
+        let mut st = self.state.borrow_mut();
+        st.offline.get_or_insert(why.clone());
+        LogError::Offline(why)
+    }
+
+    /// Reads whole batches from the one holding `offset`, up to `max_bytes`
+    /// (at least one batch). Kafka's rules: OFFSET_OUT_OF_RANGE outside
+    /// `[log_start, log_end]`, empty at the log end.
+    pub async fn read(&self, offset: u64, max_bytes: usize) -> Result<ReadChunk> {
+        let (files, from, end) = match self.locate(offset, max_bytes)? {
+            Located::Done(chunk) => return Ok(chunk),
+            Located::File { files, from, end } => (files, from, end),
+        };
+        let mut scanner = BatchScanner::new(&files, end);
+        let mut pos = from;
+        let (start, first_len) = loop {
+            let Some((len, _, last)) = scanner.header(pos).await? else {
+                return Ok(ReadChunk::Empty);
+            };
+            if last >= offset as i64 {
+                break (pos, len);
+            }
+            pos += len;
+        };
+        let limit = end.min(start + first_len.max(max_bytes as u64));
+        // Jump to the last indexed batch boundary inside the limit, then walk
+        // the few batches after it.
+        let mut pos = start + first_len;
+        if let Some(p) = self.boundary_before(files.base_offset, limit) {
+            pos = pos.max(p);
+        }
+        while let Some((len, _, _)) = scanner.header(pos).await? {
+            if pos + len > limit {
+                break;
+            }
+            pos += len;
+        }
+        Ok(ReadChunk::File(FileSlice {
+            file: files.reader()?,
+            position: start,
+            len: (pos - start) as u32,
+        }))
+    }
+
+    fn boundary_before(&self, base: u64, limit: u64) -> Option<u64> {
+        let st = self.state.borrow();
+        let segment = st.segments.get(&base)?;
+        let (_, p) = segment
+            .index
+            .floor_by_position(limit.min(u64::from(u32::MAX)) as u32)?;
+        Some(u64::from(p))
+    }
+
+    fn locate(&self, offset: u64, max_bytes: usize) -> Result<Located> {
+        let st = self.state.borrow();
+        if offset < st.log_start || offset > st.next {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                log_start: st.log_start,
+                log_end: st.next,
+            });
+        }
+        if offset == st.next {
+            return Ok(Located::Done(ReadChunk::Empty));
+        }
+        if st.tail.first_offset().is_some_and(|first| first <= offset) {
+            return Ok(Located::Done(ReadChunk::Cached(
+                st.tail.read(offset, max_bytes),
+            )));
+        }
+        let segment = st
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map(|(_, s)| s)
+            .filter(|s| offset < s.next_offset)
+            .ok_or_else(|| LogError::Corrupt(format!("no segment holds offset {offset}")))?;
+        let (_, from) = segment.index.floor((offset - segment.base_offset()) as u32);
+        Ok(Located::File {
+            files: segment.files.clone(),
+            from: u64::from(from),
+            end: segment.readable_end(),
+        })
+    }
+
+    /// Whole batches from the one holding `offset`, in memory. Used by the
+    /// log's own lookups and by tests; fetches use [`Partition::read`].
+    pub async fn read_batches(&self, offset: u64, max_bytes: usize) -> Result<Vec<RecordBatch>> {
+        let (files, from, end) = match self.locate(offset, max_bytes)? {
+            Located::Done(ReadChunk::Cached(chunks)) => {
+                return chunks
+                    .into_iter()
+                    .map(|mut b| RecordBatch::split_first(&mut b).map_err(LogError::from))
+                    .collect();
+            }
+            Located::Done(_) => return Ok(Vec::new()),
+            Located::File { files, from, end } => (files, from, end),
+        };
+        let mut scanner = BatchScanner::new(&files, end);
+        let mut pos = from;
+        let mut out: Vec<RecordBatch> = Vec::new();
+        let mut total = 0usize;
+        while let Scanned::Batch(batch) = scanner.batch(pos).await? {
+            pos += batch.len() as u64;
+            if batch.last_offset() < offset as i64 {
+                continue;
+            }
+            if !out.is_empty() && total + batch.len() > max_bytes {
+                break;
+            }
+            total += batch.len();
+            out.push(batch);
+        }
+        Ok(out)
+    }
+
+    /// The offset of the first record with a timestamp at or after
+    /// `timestamp` (ListOffsets by time), or `None` if every record is older.
+    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<u64>> {
+        let mut offset = {
+            let st = self.state.borrow();
+            let Some(segment) = st.segments.values().find(|s| s.max_timestamp >= timestamp) else {
+                return Ok(None);
+            };
+            let relative = segment.time_index.scan_start(timestamp);
+            (segment.base_offset() + u64::from(relative)).max(st.log_start)
+        };
+        loop {
+            let batches = self.read_batches(offset, 1 << 20).await?;
+            if batches.is_empty() {
+                return Ok(None);
+            }
+            for batch in batches {
+                if let Some(found) = batch.first_offset_at_or_after(timestamp) {
+                    return Ok(Some((found as u64).max(offset)));
+                }
+                offset = batch.last_offset() as u64 + 1;
+            }
+        }
+    }
+
+    /// Deletes whole sealed segments past `retention.ms` or beyond
+    /// `retention.bytes`, oldest first, and advances the log start offset.
+    /// Returns how many segments were deleted.
+    pub async fn enforce_retention(&self, now_ms: i64) -> Result<usize> {
+        let doomed = {
+            let mut st = self.state.borrow_mut();
+            let mut total: u64 = st.segments.values().map(|s| s.size).sum();
+            let mut doomed = Vec::new();
+            while st.segments.len() > 1 {
+                let first = st.segments.values().next().expect("segments");
+                let by_time = self.config.retention_ms >= 0
+                    && now_ms.saturating_sub(first.max_timestamp) > self.config.retention_ms;
+                let by_size = self.config.retention_bytes >= 0
+                    && total - first.size >= self.config.retention_bytes as u64;
+                if !(by_time || by_size) {
+                    break;
+                }
+                let base = first.base_offset();
+                let segment = st.segments.remove(&base).expect("first segment");
+                total -= segment.size;
+                doomed.push(segment.files);
+            }
+            let start = *st.segments.keys().next().expect("active segment");
+            st.log_start = start;
+            st.tail.drop_below(start);
+            doomed
+        };
+        let deleted = doomed.len();
+        for files in doomed {
+            let base = files.base_offset;
+            tracing::info!(segment = %files.log_path.display(), "deleting segment by retention");
+            for ext in ["log", "index", "timeindex"] {
+                let path = self.dir.join(file_name(base, ext));
+                if let Err(e) = glommio::io::remove(&path).await {
+                    let e: std::io::Error = e.into();
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        return Err(e).context(|| format!("deleting {}", path.display()));
+                    }
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Flushes and stops accepting appends.
+    pub async fn close(&self) -> Result<()> {
+        self.flush().await?;
+        self.append_lock.close();
+        Ok(())
+    }
+}
+
+enum Located {
+    Done(ReadChunk),
+    File {
+        files: Rc<SegmentFiles>,
+        from: u64,
+        end: u64,
+    },
+}
+
+/// Creates an empty segment file at `base` with its appender, and makes its
+/// directory entry durable.
+async fn create_segment(dir: &Path, base: u64, config: &LogConfig) -> Result<Segment> {
+    let files = Rc::new(SegmentFiles::open(dir, base, true).await?);
+    if config.preallocate {
+        files
+            .dma
+            .pre_allocate(config.segment_bytes, true)
+            .await
+            .context(|| format!("preallocating {}", files.log_path.display()))?;
+    }
+    let directory = glommio::io::Directory::open(dir)
+        .await
+        .context(|| format!("opening {}", dir.display()))?;
+    directory
+        .sync()
+        .await
+        .context(|| format!("syncing {}", dir.display()))?;
+    let _ = directory.close().await;
+    let appender = SegmentAppender::new(files.dma.clone(), config.write_buffer_bytes, 0, &[], base);
+    Ok(Segment {
+        files,
+        size: 0,
+        next_offset: base,
+        index: OffsetIndex::new(),
+        time_index: TimeIndex::new(),
+        bytes_since_index: 0,
+        max_timestamp: -1,
+        rolling_ms: None,
+        appender: Some(appender),
+    })
+}
+
+fn closed<T>(_: glommio::GlommioError<T>) -> LogError {
+    LogError::Offline("partition is closed".into())
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,223 @@
+//! Recovery of segments when a partition opens.
+//!
+//! The active (last) segment is read back batch by batch: each batch's length
+//! and CRC are checked and its base offset must continue the previous batch.
+//! The file is truncated at the first batch that is torn, corrupt or out of
+//! sequence, so nothing past it is ever served; this also removes the zero
+//! padding of a partial last block. Its indexes are rebuilt from the scan.
+//!
+//! A sealed segment was truncated and fdatasync'ed when it was sealed, so its
+//! indexes are loaded from their files and only checked for consistency;
+//! missing or inconsistent indexes are rebuilt with the same scan.
+
+use super::appender::SegmentAppender;
+use super::config::LogConfig;
+use super::error::{IoContext, Result};
+use super::index::OffsetIndex;
+use super::segment::{
+    file_name, read_file, write_file_durably, BatchScanner, Scanned, Segment, SegmentFiles,
+};
+use super::time_index::TimeIndex;
+use std::path::Path;
+use std::rc::Rc;
+
+/// What a scan found.
+struct Scan {
+    segment: Segment,
+    /// Bytes the file holds beyond the last whole, valid batch.
+    dropped_bytes: u64,
+    reason: Option<String>,
+}
+
+/// Reads every batch of a segment, rebuilding its indexes, and stops at the
+/// first one that is not whole, valid and in sequence.
+async fn scan(files: Rc<SegmentFiles>, config: &LogConfig) -> Result<Scan> {
+    let file_size = files
+        .dma
+        .file_size()
+        .await
+        .context(|| format!("sizing {}", files.log_path.display()))?;
+    let base = files.base_offset;
+    let mut segment = Segment {
+        files: files.clone(),
+        size: 0,
+        next_offset: base,
+        index: OffsetIndex::new(),
+        time_index: TimeIndex::new(),
+        bytes_since_index: 0,
+        max_timestamp: -1,
+        rolling_ms: None,
+        appender: None,
+    };
+    let mut scanner = BatchScanner::new(&files, file_size);
+    let mut pos = 0u64;
+    let mut reason = None;
+    loop {
+        match scanner.batch(pos).await? {
+            Scanned::Batch(batch) => {
+                if batch.base_offset() < 0 || batch.base_offset() as u64 != segment.next_offset {
+                    reason = Some(format!(
+                        "batch at {pos} has base offset {}, expected {}",
+                        batch.base_offset(),
+                        segment.next_offset
+                    ));
+                    break;
+                }
+                if segment.rolling_ms.is_none() {
+                    segment.rolling_ms = Some(batch.max_timestamp());
+                }
+                segment.note_batch(pos, &batch, config.index_interval_bytes);
+                pos += batch.len() as u64;
+            }
+            Scanned::End => {
+                if pos < file_size {
+                    reason = Some(format!("torn batch at {pos}"));
+                }
+                break;
+            }
+            Scanned::Corrupt(why) => {
+                reason = Some(format!("at {pos}: {why}"));
+                break;
+            }
+        }
+    }
+    Ok(Scan {
+        dropped_bytes: file_size - pos,
+        segment,
+        reason,
+    })
+}
+
+/// True if every byte of `[from, to)` of the file is zero: the padding of a
+/// partial block, not lost data.
+async fn is_zero_padding(files: &SegmentFiles, from: u64, to: u64) -> Result<bool> {
+    if to - from > files.dma.alignment() {
+        return Ok(false);
+    }
+    let tail = files.read(from, (to - from) as usize).await?;
+    Ok(tail.iter().all(|&b| b == 0))
+}
+
+/// Recovers the active segment and gives it an appender.
+pub async fn recover_active(dir: &Path, base_offset: u64, config: &LogConfig) -> Result<Segment> {
+    let files = Rc::new(SegmentFiles::open(dir, base_offset, false).await?);
+    let Scan {
+        mut segment,
+        dropped_bytes,
+        reason,
+    } = scan(files.clone(), config).await?;
+    if dropped_bytes > 0 {
+        let size = segment.size;
+        let end = size + dropped_bytes;
+        if is_zero_padding(&files, size, end).await? {
+            tracing::debug!(segment = %files.log_path.display(), "trimming {dropped_bytes} bytes of block padding");
+        } else {
+            tracing::warn!(
+                segment = %files.log_path.display(),
+                "truncating {dropped_bytes} bytes after the last valid batch ({})",
+                reason.as_deref().unwrap_or("unknown")
+            );
+        }
+        files
+            .dma
+            .truncate(size)
+            .await
+            .context(|| format!("truncating {}", files.log_path.display()))?;
+        files
+            .dma
+            .fdatasync()
+            .await
+            .context(|| format!("syncing {}", files.log_path.display()))?;
+    }
+    let align = files.dma.alignment();
+    let block_start = segment.size - segment.size % align;
+    let tail_block = if block_start < segment.size {
+        files
+            .read(block_start, (segment.size - block_start) as usize)
+            .await?
+    } else {
+        bytes::Bytes::new()
+    };
+    segment.appender = Some(SegmentAppender::new(
+        files.dma.clone(),
+        config.write_buffer_bytes,
+        segment.size,
+        &tail_block,
+        segment.next_offset,
+    ));
+    Ok(segment)
+}
+
+/// Opens a sealed segment whose successor starts at `next_offset`.
+pub async fn open_sealed(
+    dir: &Path,
+    base_offset: u64,
+    next_offset: u64,
+    config: &LogConfig,
+) -> Result<Segment> {
+    let files = Rc::new(SegmentFiles::open(dir, base_offset, false).await?);
+    let size = files
+        .dma
+        .file_size()
+        .await
+        .context(|| format!("sizing {}", files.log_path.display()))?;
+    let index = read_file(&dir.join(file_name(base_offset, "index"))).await?;
+    let time_index = read_file(&dir.join(file_name(base_offset, "timeindex"))).await?;
+    let loaded = match (index, time_index) {
+        (Some(i), Some(t)) => OffsetIndex::decode(&i, size)
+            .ok()
+            .zip(TimeIndex::decode(&t, next_offset - base_offset)),
+        _ => None,
+    };
+    if let Some((index, time_index)) = loaded {
+        return Ok(Segment {
+            max_timestamp: time_index.max_timestamp().unwrap_or(-1),
+            files,
+            size,
+            next_offset,
+            index,
+            time_index,
+            bytes_since_index: 0,
+            rolling_ms: None,
+            appender: None,
+        });
+    }
+    tracing::info!(segment = %files.log_path.display(), "rebuilding missing or inconsistent indexes");
+    let Scan {
+        mut segment,
+        dropped_bytes,
+        reason,
+    } = scan(files.clone(), config).await?;
+    if dropped_bytes > 0 || segment.next_offset != next_offset {
+        return Err(super::error::LogError::Corrupt(format!(
+            "sealed segment {} is damaged: valid batches end at byte {} and offset {}, \
+             the next segment starts at offset {next_offset} ({})",
+            files.log_path.display(),
+            segment.size,
+            segment.next_offset,
+            reason.as_deref().unwrap_or("offset gap")
+        )));
+    }
+    seal_indexes(dir, &mut segment).await?;
+    Ok(segment)
+}
+
+/// Adds the final time-index entry, which carries the segment's largest
+/// timestamp, and writes both indexes durably. Called once a segment is
+/// sealed; the segment stays readable meanwhile.
+pub async fn seal_indexes(dir: &Path, segment: &mut Segment) -> Result<()> {
+    segment.finish_time_index();
+    let base = segment.base_offset();
+    write_indexes(
+        dir,
+        base,
+        &segment.index.encode(),
+        &segment.time_index.encode(),
+    )
+    .await
+}
+
+pub async fn write_indexes(dir: &Path, base: u64, index: &[u8], time_index: &[u8]) -> Result<()> {
+    write_file_durably(&dir.join(file_name(base, "index")), index).await?;
+    write_file_durably(&dir.join(file_name(base, "timeindex")), time_index).await
+}

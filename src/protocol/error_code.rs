@@ -1,0 +1,74 @@
+//! Kafka's error codes, and the mapping from strom's typed errors.
+
+use crate::log::{BatchError, LogError};
+
+/// The error codes strom answers with (Kafka's `Errors` enum, by value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i16)]
+pub enum ErrorCode {
+    None = 0,
+    OffsetOutOfRange = 1,
+    CorruptMessage = 2,
+    UnknownTopicOrPartition = 3,
+    MessageTooLarge = 10,
+    RecordListTooLarge = 18,
+    UnknownServerError = -1,
+    KafkaStorageError = 56,
+    InvalidRecord = 87,
+}
+
+impl ErrorCode {
+    pub fn code(self) -> i16 {
+        self as i16
+    }
+}
+
+impl From<&BatchError> for ErrorCode {
+    fn from(e: &BatchError) -> Self {
+        match e {
+            BatchError::Truncated { .. }
+            | BatchError::InvalidLength(_)
+            | BatchError::BadMagic(_)
+            | BatchError::CrcMismatch { .. } => ErrorCode::CorruptMessage,
+            BatchError::InvalidRecord(_) => ErrorCode::InvalidRecord,
+            BatchError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
+            BatchError::RecordListTooLarge { .. } => ErrorCode::RecordListTooLarge,
+        }
+    }
+}
+
+impl From<&LogError> for ErrorCode {
+    fn from(e: &LogError) -> Self {
+        match e {
+            LogError::Batch(b) => b.into(),
+            LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+            LogError::Io { .. } | LogError::Offline(_) => ErrorCode::KafkaStorageError,
+            LogError::Corrupt(_) => ErrorCode::UnknownServerError,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_errors_map_to_kafka_codes() {
+        let crc = BatchError::CrcMismatch {
+            stored: 1,
+            computed: 2,
+        };
+        assert_eq!(ErrorCode::from(&crc).code(), 2);
+        assert_eq!(ErrorCode::from(&BatchError::InvalidRecord("x")).code(), 87);
+        let big = BatchError::MessageTooLarge { size: 2, max: 1 };
+        assert_eq!(ErrorCode::from(&big).code(), 10);
+        let huge = BatchError::RecordListTooLarge { size: 2, max: 1 };
+        assert_eq!(ErrorCode::from(&LogError::Batch(huge)).code(), 18);
+        let oor = LogError::OffsetOutOfRange {
+            requested: 9,
+            log_start: 0,
+            log_end: 1,
+        };
+        assert_eq!(ErrorCode::from(&oor).code(), 1);
+    }
+}

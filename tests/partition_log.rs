@@ -1,0 +1,310 @@
+//! The partition log's user-visible behaviour: offsets, hot and cold reads,
+//! rolling, retention, time lookups, flush and group commit, reopening.
+
+mod common;
+
+use common::{batch, open, read_all, run, small_config, split, tag_of, test_dir};
+use strom::log::{BatchError, LogConfig, LogError, Partition, ReadChunk};
+
+#[test]
+fn appended_batches_get_dense_offsets_and_read_back_hot_and_cold() {
+    // Proves: offsets are assigned densely, and every batch reads back intact
+    // whether it is still in the tail cache or only in the segment file.
+    let dir = test_dir();
+    let path = dir.path().join("t-0");
+    run(move || async move {
+        let p = open(&path, small_config()).await;
+        let mut expected = Vec::new();
+        for tag in 0..200u64 {
+            let info = p.append(vec![batch(tag, 3, 100, 1000)]).await.unwrap();
+            assert_eq!(info.base_offset, tag * 3);
+            assert_eq!(info.last_offset, tag * 3 + 2);
+            expected.push(tag);
+        }
+        assert_eq!(p.next_offset(), 600);
+        // The oldest batches have left the 16 KiB tail cache: a cold read.
+        assert!(matches!(p.read(0, 1024).await.unwrap(), ReadChunk::File(_)));
+        // The newest are hot.
+        assert!(matches!(
+            p.read(599, 1024).await.unwrap(),
+            ReadChunk::Cached(_)
+        ));
+        let got: Vec<u64> = read_all(&p, 0).await.iter().map(tag_of).collect();
+        assert_eq!(got, expected);
+        // Reading from the middle of a batch returns that whole batch.
+        let chunk = p.read(301, 1).await.unwrap();
+        let batches = split(chunk.to_bytes_blocking().unwrap());
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0].base_offset(), 300);
+        p.close().await.unwrap();
+    });
+}
+
+#[test]
+fn reads_follow_kafka_rules_for_max_bytes_and_range() {
+    // Proves: whole batches only, the first even when larger than max_bytes,
+    // empty at the log end, OFFSET_OUT_OF_RANGE beyond it.
+    let dir = test_dir();
+    let path = dir.path().join("t-0");
+    run(move || async move {
+        let p = open(&path, small_config()).await;
+        for tag in 0..50 {
+            p.append(vec![batch(tag, 1, 2000, 1000)]).await.unwrap();
+        }
+        p.flush().await.unwrap();
+        for offset in [0u64, 10, 49] {
+            let chunk = p.read(offset, 10).await.unwrap();
+            let batches = split(chunk.to_bytes_blocking().unwrap());
+            assert_eq!(batches.len(), 1, "first batch always returned");
+            assert_eq!(batches[0].base_offset(), offset as i64);
+        }
+        let chunk = p.read(0, 9000).await.unwrap();
+        let batches = split(chunk.to_bytes_blocking().unwrap());
+        assert!(batches.len() >= 2 && batches.iter().map(|b| b.len()).sum::<usize>() <= 9000);
+        assert!(p.read(50, 100).await.unwrap().is_empty());
+        assert!(matches!(
+            p.read(51, 100).await,
+            Err(LogError::OffsetOutOfRange {
+                requested: 51,
+                log_start: 0,
+                log_end: 50
+            })
+        ));
+    });
+}
+
+#[test]
+fn invalid_batches_are_refused_and_nothing_is_appended() {
+    // Proves: one bad batch refuses the whole append with the Kafka-mapped
+    // error, and the log is unchanged.
+    let dir = test_dir();
+    let path = dir.path().join("t-0");
+    run(move || async move {
+        let config = LogConfig {
+            max_message_bytes: 1000,
+            ..small_config()
+        };
+        let p = open(&path, config).await;
+        let res = p
+            .append(vec![batch(1, 1, 10, 0), batch(2, 1, 2000, 0)])
+            .await;
+        assert!(matches!(
+            res,
+            Err(LogError::Batch(BatchError::MessageTooLarge { .. }))
+        ));
+        assert_eq!(p.next_offset(), 0);
+        let mut raw = batch(3, 1, 10, 0).into_bytes().to_vec();
+        let last = raw.len() - 1;
+        raw[last] ^= 1;
+        let corrupt = strom::log::RecordBatch::split_first(&mut bytes::Bytes::from(raw)).unwrap();
+        assert!(matches!(
+            p.append(vec![corrupt]).await,
+            Err(LogError::Batch(BatchError::CrcMismatch { .. }))
+        ));
+        assert_eq!(p.next_offset(), 0);
+    });
+}
+
+#[test]
+fn segments_roll_by_size_and_time_and_survive_reopen() {
+    // Proves: segment.bytes and segment.ms roll segments named by base
+    // offset, sealed segments get their index files, and a reopened log
+    // serves the same batches.
+    let dir = test_dir();
+    let path = dir.path().join("t-0");
+    run(move || async move {
+        let p = open(&path, small_config()).await;
+        for tag in 0..100 {
+            p.append_at(vec![batch(tag, 2, 1000, 1000)], 1000)
+                .await
+                .unwrap();
+        }
+        let by_size = p.segment_count();
+        assert!(by_size >= 2, "64 KiB segments must roll at ~100 KiB");
+        // segment.ms: an append far in the future rolls a fresh segment.
+        let config_ms = p.config().segment_ms;
+        p.append_at(vec![batch(100, 1, 10, 1000)], 1000 + config_ms)
+            .await
+            .unwrap();
+        assert_eq!(p.segment_count(), by_size + 1);
+        let bases = p.segment_bases();
+        for base in &bases[..bases.len() - 1] {
+            for ext in ["log", "index", "timeindex"] {
+                assert!(
+                    path.join(format!("{base:020}.{ext}")).exists(),
+                    "{base} {ext}"
+                );
+            }
+        }
+        p.close().await.unwrap();
+        drop(p);
+        let p = open(&path, small_config()).await;
+        assert_eq!(p.segment_bases(), bases);
+        let got: Vec<u64> = read_all(&p, 0).await.iter().map(tag_of).collect();
+        assert_eq!(got, (0..=100).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn retention_deletes_whole_old_segments_and_advances_log_start() {
+    // Proves: retention.bytes and retention.ms delete whole sealed segments,
+    // oldest first, never the active one, and the log start moves with them.
+    let dir = test_dir();
+    let path = dir.path().join("t-0");
+    run(move || async move {
+        let config = LogConfig {
+            retention_bytes: 100 << 10,
+            retention_ms: 60_000,
+            ..small_config()
+        };
+        let p = open(&path, config).await;
+        for tag in 0..400 {
+            // Timestamps rise 1 s per batch.
+            p.append_at(vec![batch(tag, 1, 1000, tag as i64 * 1000)], 0)
+                .await
+                .unwrap();
+        }
+        let before = p.segment_count();
+        let deleted = p.enforce_retention(0).await.unwrap();
+        assert!(deleted > 0 && p.segment_count() == before - deleted);
+        assert!(p.size_bytes() <= (100 << 10) + (64 << 10));
+        let start = p.log_start();
+        assert_eq!(start, p.segment_bases()[0]);
+        assert!(matches!(
+            p.read(0, 100).await,
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        let first = split(p.read(start, 1).await.unwrap().to_bytes_blocking().unwrap());
+        assert_eq!(first[0].base_offset() as u64, start);
+        assert!(!path.join(format!("{:020}.log", 0)).exists());
+        // By time: everything older than 60 s before t = 400 s goes, except
+        // the active segment.
+        p.enforce_retention(400_000 + 60_000 + 1).await.unwrap();
+        assert_eq!(p.segment_count(), 1);
+        assert_eq!(p.log_start(), p.segment_bases()[0]);
+        assert_eq!(p.next_offset(), 400);
+        p.close().await.unwrap();
+        drop(p);
+        let p = open(&path, small_config()).await;
+        assert_eq!(p.next_offset(), 400);
+        assert!(p.log_start() > 0);
+    });
+}
+
+#[test]
+fn offset_lookup_by_timestamp_finds_the_first_record_at_or_after() {
+    // Proves: ListOffsets-by-time semantics over sealed and active segments.
+    let dir = test_dir();
+    let path = dir.path().join("t-0");
+    run(move || async move {
+        let p = open(&path, small_config()).await;
+        for tag in 0..300u64 {
+            p.append(vec![batch(tag, 2, 500, 10_000 + tag as i64 * 10)])
+                .await
+                .unwrap();
+        }
+        assert!(p.segment_count() > 1);
+        assert_eq!(p.offset_for_timestamp(0).await.unwrap(), Some(0));
+        assert_eq!(p.offset_for_timestamp(10_000).await.unwrap(), Some(0));
+        assert_eq!(p.offset_for_timestamp(10_001).await.unwrap(), Some(2));
+        assert_eq!(
+            p.offset_for_timestamp(10_000 + 1500).await.unwrap(),
+            Some(300)
+        );
+        assert_eq!(
+            p.offset_for_timestamp(10_000 + 2990).await.unwrap(),
+            Some(598)
+        );
+        assert_eq!(p.offset_for_timestamp(10_000 + 2991).await.unwrap(), None);
+        drop(p);
+        // The same after a reopen, through the sealed time indexes.
+        let p = open(&path, small_config()).await;
+        assert_eq!(
+            p.offset_for_timestamp(10_000 + 1505).await.unwrap(),
+            Some(302)
+        );
+    });
+}
+
+#[test]
+fn concurrent_flushes_share_fdatasyncs() {
+    // Proves group commit: 64 producers appending and flushing at once are
+    // all made durable with far fewer fdatasyncs than flushes.
+    let dir = test_dir();
+    let path = dir.path().join("t-0");
+    run(move || async move {
+        let p = std::rc::Rc::new(open(&path, small_config()).await);
+        let mut tasks = Vec::new();
+        for tag in 0..64u64 {
+            let p = p.clone();
+            tasks.push(glommio::spawn_local(async move {
+                let info = p.append(vec![batch(tag, 1, 200, 0)]).await.unwrap();
+                p.flush().await.unwrap();
+                assert!(p.durable_offset() > info.last_offset);
+            }));
+        }
+        for t in tasks {
+            t.await;
+        }
+        assert_eq!(p.durable_offset(), 64);
+        let syncs = p.fdatasyncs();
+        assert!(syncs < 32, "{syncs} fdatasyncs for 64 flushes");
+    });
+}
+
+#[test]
+fn flush_policy_flushes_by_message_count_and_age() {
+    // Proves: flush.messages flushes inside append; flush.ms makes
+    // flush_if_due flush old data and leave fresh data alone.
+    let dir = test_dir();
+    let path = dir.path().join("t-0");
+    run(move || async move {
+        let config = LogConfig {
+            flush_messages: 10,
+            flush_ms: 1000,
+            ..small_config()
+        };
+        let p = open(&path, config).await;
+        p.append_at(vec![batch(0, 9, 10, 0)], 0).await.unwrap();
+        assert_eq!(p.durable_offset(), 0);
+        p.append_at(vec![batch(1, 1, 10, 0)], 0).await.unwrap();
+        assert_eq!(p.durable_offset(), 10, "flush.messages=10 reached");
+        p.append_at(vec![batch(2, 1, 10, 0)], 5_000).await.unwrap();
+        assert!(!p.flush_if_due(5_999).await.unwrap());
+        assert_eq!(p.durable_offset(), 10);
+        assert!(p.flush_if_due(6_000).await.unwrap());
+        assert_eq!(p.durable_offset(), 11);
+    });
+}
+
+#[test]
+fn missing_or_damaged_indexes_are_rebuilt_on_open() {
+    // Proves: a sealed segment whose .index is gone or garbage is reindexed
+    // from the log, and reads by offset still land on the right batch.
+    let dir = test_dir();
+    let path = dir.path().join("t-0");
+    run(move || async move {
+        let p = open(&path, small_config()).await;
+        for tag in 0..150 {
+            p.append(vec![batch(tag, 1, 900, 5)]).await.unwrap();
+        }
+        p.close().await.unwrap();
+        let bases = p.segment_bases();
+        drop(p);
+        std::fs::remove_file(path.join(format!("{:020}.index", bases[0]))).unwrap();
+        std::fs::write(path.join(format!("{:020}.timeindex", bases[1])), b"garbage").unwrap();
+        let p: Partition = open(&path, small_config()).await;
+        for offset in [0u64, 37, 70, 149] {
+            let got = split(
+                p.read(offset, 1)
+                    .await
+                    .unwrap()
+                    .to_bytes_blocking()
+                    .unwrap(),
+            );
+            assert_eq!(got[0].base_offset() as u64, offset);
+            assert_eq!(tag_of(&got[0]), offset);
+        }
+        assert!(path.join(format!("{:020}.index", bases[0])).exists());
+    });
+}
