@@ -11,14 +11,21 @@
 use super::error::{IoContext, LogError, Result};
 use glommio::io::DmaFile;
 use std::io::Write;
+use std::marker::PhantomData;
 use std::path::Path;
 
 const PROBE_FILE: &str = ".dma-probe";
 const PROBE_LEN: usize = 4096;
 
+/// Proof that this thread ran the probe. Not `Send`: the probe's answer is
+/// cached per thread, so the proof must not leave the thread either.
+/// Opening a partition requires one.
+#[derive(Debug, Clone, Copy)]
+pub struct DmaReady(PhantomData<*const ()>);
+
 /// Must run on every executor thread before it opens any segment in
 /// `data_dir`.
-pub async fn ensure_dma_reads(data_dir: &Path) -> Result<()> {
+pub async fn ensure_dma_reads(data_dir: &Path) -> Result<DmaReady> {
     std::fs::create_dir_all(data_dir).context(|| format!("creating {}", data_dir.display()))?;
     let path = data_dir.join(PROBE_FILE);
     let fresh = std::fs::metadata(&path).map_or(true, |m| m.len() as usize != PROBE_LEN);
@@ -46,5 +53,5 @@ pub async fn ensure_dma_reads(data_dir: &Path) -> Result<()> {
             path.display()
         )));
     }
-    Ok(())
+    Ok(DmaReady(PhantomData))
 }

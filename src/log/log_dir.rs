@@ -6,7 +6,7 @@
 
 use super::config::LogConfig;
 use super::error::{IoContext, Result};
-use super::io_probe::ensure_dma_reads;
+use super::io_probe::{ensure_dma_reads, DmaReady};
 use super::partition::Partition;
 use std::path::{Path, PathBuf};
 
@@ -45,11 +45,13 @@ impl TopicPartition {
 }
 
 /// Opens every partition under `data_dir` with `config`, oldest name first.
+/// Runs the io-poll probe for this thread first and returns its proof for
+/// partitions opened later on the same thread.
 pub async fn open_all(
     data_dir: &Path,
     config: &LogConfig,
-) -> Result<Vec<(TopicPartition, Partition)>> {
-    ensure_dma_reads(data_dir).await?;
+) -> Result<(DmaReady, Vec<(TopicPartition, Partition)>)> {
+    let ready = ensure_dma_reads(data_dir).await?;
     let mut found = Vec::new();
     let entries =
         std::fs::read_dir(data_dir).context(|| format!("listing {}", data_dir.display()))?;
@@ -65,10 +67,10 @@ pub async fn open_all(
     found.sort();
     let mut out = Vec::with_capacity(found.len());
     for tp in found {
-        let partition = Partition::open(&tp.dir(data_dir), config.clone()).await?;
+        let partition = Partition::open(&tp.dir(data_dir), config.clone(), &ready).await?;
         out.push((tp, partition));
     }
-    Ok(out)
+    Ok((ready, out))
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use super::batch::{BatchError, RecordBatch};
 use super::config::LogConfig;
 use super::error::{IoContext, LogError, Result};
 use super::index::OffsetIndex;
+use super::io_probe::DmaReady;
 use super::recovery::{open_sealed, recover_active, write_indexes};
 use super::segment::{file_name, BatchScanner, FileSlice, Scanned, Segment, SegmentFiles};
 use super::tail_cache::TailCache;
@@ -158,9 +159,11 @@ impl State {
 
 impl Partition {
     /// Opens (or creates) the log in `dir`, recovering its active segment.
-    /// The caller must have run [`crate::log::io_probe`] on this thread.
-    pub async fn open(dir: &Path, config: LogConfig) -> Result<Partition> {
+    /// `DmaReady` proves this thread ran the io-poll probe first.
+    pub async fn open(dir: &Path, config: LogConfig, _: &DmaReady) -> Result<Partition> {
         std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+        // glommio's directory calls need an absolute path.
+        let dir = &std::fs::canonicalize(dir).context(|| format!("resolving {}", dir.display()))?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir).context(|| format!("listing {}", dir.display()))? {
             let entry = entry.context(|| format!("listing {}", dir.display()))?;

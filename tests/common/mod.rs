@@ -87,10 +87,10 @@ pub fn small_config() -> LogConfig {
 }
 
 pub async fn open(dir: &Path, config: LogConfig) -> Partition {
-    strom::log::io_probe::ensure_dma_reads(dir.parent().expect("parent"))
+    let ready = strom::log::io_probe::ensure_dma_reads(dir.parent().expect("parent"))
         .await
         .expect("probe");
-    Partition::open(dir, config).await.expect("open")
+    Partition::open(dir, config, &ready).await.expect("open")
 }
 
 /// Every batch from `from` to the log end, through `read` (hot or cold).
