@@ -32,11 +32,14 @@ fn every_flushed_batch_survives_sigkill_exactly_once() {
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let mut parts = line.split_whitespace().map(|p| p.parse::<u64>().unwrap());
-                tx.send((parts.next().unwrap(), parts.next().unwrap())).unwrap();
+                tx.send((parts.next().unwrap(), parts.next().unwrap()))
+                    .unwrap();
             }
         });
         // Wait for the first ack so the kill lands mid-stream, then kill.
-        let first = rx.recv_timeout(Duration::from_secs(20)).expect("child acks");
+        let first = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("child acks");
         acked.push(first);
         std::thread::sleep(Duration::from_millis(delay_ms));
         child.kill().expect("SIGKILL");
@@ -44,7 +47,10 @@ fn every_flushed_batch_survives_sigkill_exactly_once() {
         reader.join().unwrap();
         let before = acked.len();
         acked.extend(rx.try_iter());
-        assert!(acked.len() - before > 10, "round {round}: child made too little progress");
+        assert!(
+            acked.len() - before > 10,
+            "round {round}: child made too little progress"
+        );
 
         let check_path = path.clone();
         let expected = acked.clone();

@@ -13,8 +13,15 @@ use strom::log::{LogConfig, LogError};
 
 #[derive(Debug, Clone)]
 enum Op {
-    Append { batches: usize, records: usize, value_len: usize },
-    Read { at: u16, max_bytes: usize },
+    Append {
+        batches: usize,
+        records: usize,
+        value_len: usize,
+    },
+    Read {
+        at: u16,
+        max_bytes: usize,
+    },
     Flush,
     Roll,
     Retention,
@@ -60,10 +67,17 @@ fn check(ops: Vec<Op>) {
         let mut m = Model::default();
         for op in ops {
             match op {
-                Op::Append { batches, records, value_len } => {
+                Op::Append {
+                    batches,
+                    records,
+                    value_len,
+                } => {
                     let tags: Vec<u64> = (0..batches).map(|i| m.next_tag + i as u64).collect();
                     m.next_tag += batches as u64;
-                    let input = tags.iter().map(|&t| batch(t, records, value_len, t as i64)).collect();
+                    let input = tags
+                        .iter()
+                        .map(|&t| batch(t, records, value_len, t as i64))
+                        .collect();
                     let info = p.append(input).await.unwrap();
                     assert_eq!(info.base_offset, m.next);
                     for t in tags {
@@ -79,7 +93,10 @@ fn check(ops: Vec<Op>) {
                     let offset = start.saturating_sub(1) + u64::from(at) % span;
                     let res = p.read(offset, max_bytes).await;
                     if offset < start || offset > m.next {
-                        assert!(matches!(res, Err(LogError::OffsetOutOfRange { .. })), "{offset}");
+                        assert!(
+                            matches!(res, Err(LogError::OffsetOutOfRange { .. })),
+                            "{offset}"
+                        );
                         continue;
                     }
                     let got = split(res.unwrap().to_bytes_blocking().unwrap());

@@ -308,3 +308,32 @@ fn missing_or_damaged_indexes_are_rebuilt_on_open() {
         assert!(path.join(format!("{:020}.index", bases[0])).exists());
     });
 }
+
+#[test]
+fn flush_timer_makes_old_data_durable_without_an_explicit_flush() {
+    // Proves flush.ms works on its own: appended data becomes durable within
+    // a few ticks with nobody calling flush.
+    let dir = test_dir();
+    let path = dir.path().join("t-0");
+    run(move || async move {
+        let config = LogConfig {
+            flush_ms: 40,
+            ..small_config()
+        };
+        let p = std::rc::Rc::new(open(&path, config).await);
+        let timer = strom::log::flush_timer::spawn(&p);
+        p.append(vec![batch(0, 5, 100, 0)]).await.unwrap();
+        assert_eq!(p.durable_offset(), 0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while p.durable_offset() < 5 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "flush.ms never flushed"
+            );
+            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        drop(p);
+        // The timer stops once the partition is gone.
+        timer.await;
+    });
+}

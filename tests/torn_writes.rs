@@ -24,7 +24,12 @@ fn write_log(path: PathBuf, count: u64) -> (Vec<u64>, PathBuf) {
         let mut ends = Vec::new();
         let mut end = 0u64;
         for tag in 0..count {
-            let b = batch(tag, 1 + (tag % 3) as usize, 50 + (tag as usize * 37) % 700, 0);
+            let b = batch(
+                tag,
+                1 + (tag % 3) as usize,
+                50 + (tag as usize * 37) % 700,
+                0,
+            );
             end += b.len() as u64;
             ends.push(end);
             p.append(vec![b]).await.unwrap();
@@ -48,7 +53,11 @@ fn copy_dir(from: &Path, to: &Path) {
 fn check_reopened(dir: PathBuf, expect: u64) {
     run(move || async move {
         let p = open(&dir, config()).await;
-        assert_eq!(p.next_offset(), expect_offsets(expect), "log end after recovery");
+        assert_eq!(
+            p.next_offset(),
+            expect_offsets(expect),
+            "log end after recovery"
+        );
         let tags: Vec<u64> = read_all(&p, 0).await.iter().map(tag_of).collect();
         assert_eq!(tags, (0..expect).collect::<Vec<_>>());
         let info = p.append(vec![batch(999, 1, 10, 0)]).await.unwrap();
@@ -98,7 +107,11 @@ fn corrupt_byte_truncates_from_the_damaged_batch() {
     let dir = test_dir();
     let (ends, log) = write_log(dir.path().join("t-0"), 40);
     let total = *ends.last().unwrap();
-    for (i, at) in positions(total, 25).into_iter().filter(|&p| p < total).enumerate() {
+    for (i, at) in positions(total, 25)
+        .into_iter()
+        .filter(|&p| p < total)
+        .enumerate()
+    {
         let copy = dir.path().join(format!("flip{i}-0"));
         copy_dir(log.parent().unwrap(), &copy);
         let file = copy.join(log.file_name().unwrap());
