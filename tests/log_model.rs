@@ -134,7 +134,7 @@ fn check(ops: Vec<Op>) {
                 }
             }
             assert_eq!(p.next_offset(), m.next);
-            assert!(p.log_start() <= p.durable_offset().max(p.log_start()));
+            assert!(p.log_start() <= p.durable_offset());
             assert!(p.durable_offset() <= p.written_offset());
             assert!(p.written_offset() <= p.next_offset());
         }

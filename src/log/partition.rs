@@ -136,7 +136,12 @@ impl State {
 
     fn check_positions(&self) {
         let written = self.written();
-        assert!(self.log_start <= self.durable.max(self.log_start));
+        assert!(
+            self.log_start <= self.durable,
+            "log start {} > durable {}",
+            self.log_start,
+            self.durable
+        );
         assert!(
             self.durable <= written,
             "durable {} > written {written}",
