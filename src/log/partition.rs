@@ -366,19 +366,10 @@ impl Partition {
             .wait_written(end)
             .await
             .map_err(|e| self.go_offline(e))?;
-        let sealed = async {
-            files
-                .dma
-                .truncate(size)
-                .await
-                .context(|| format!("truncating {}", files.log_path.display()))?;
-            files
-                .dma
-                .fdatasync()
-                .await
-                .context(|| format!("syncing {}", files.log_path.display()))
-        };
-        sealed.await.map_err(|e| self.go_offline(e.to_string()))?;
+        files
+            .truncate_durably(size)
+            .await
+            .map_err(|e| self.go_offline(e.to_string()))?;
         let (base, next, index, time_index) = {
             let mut st = self.state.borrow_mut();
             let next = st.next;

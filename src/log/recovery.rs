@@ -118,16 +118,7 @@ pub async fn recover_active(dir: &Path, base_offset: u64, config: &LogConfig) ->
                 reason.as_deref().unwrap_or("unknown")
             );
         }
-        files
-            .dma
-            .truncate(size)
-            .await
-            .context(|| format!("truncating {}", files.log_path.display()))?;
-        files
-            .dma
-            .fdatasync()
-            .await
-            .context(|| format!("syncing {}", files.log_path.display()))?;
+        files.truncate_durably(size).await?;
     }
     let align = files.dma.alignment();
     let block_start = segment.size - segment.size % align;

@@ -83,6 +83,19 @@ impl SegmentFiles {
         Ok(f)
     }
 
+    /// Cuts the `.log` to `size` bytes and makes that durable.
+    pub async fn truncate_durably(&self, size: u64) -> Result<()> {
+        let path = self.log_path.display();
+        self.dma
+            .truncate(size)
+            .await
+            .context(|| format!("truncating {path}"))?;
+        self.dma
+            .fdatasync()
+            .await
+            .context(|| format!("syncing {path}"))
+    }
+
     pub async fn read(&self, position: u64, len: usize) -> Result<Bytes> {
         let r = self
             .dma
