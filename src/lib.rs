@@ -1,15 +1,23 @@
 //! strom: a Kafka-compatible message broker, thread-per-core on io_uring.
 //!
 //! # Layout
+//! - `net/`: listener, Kafka framing, one task per connection. Knows
+//!   nothing of files.
+//! - `protocol/`: the Kafka wire protocol edge — header decoding, the
+//!   dispatch table, one file per API; typed errors become Kafka error codes.
+//! - `shard/`: one executor's share of the broker — topic table, owned
+//!   partitions, the signal that wakes long-polling fetches.
 //! - `log/`: partition logs — RecordBatches in direct-I/O segment files,
 //!   indexes, tail cache, group commit, recovery, retention. Knows nothing
 //!   of the network.
-//! - `protocol/`: the Kafka wire protocol edge; today the error codes typed
-//!   errors map to.
+//! - `config`: the broker's settings, by Kafka's names.
 //!
-//! Still to come, as DESIGN.md draws them: `shard/` (executors, mesh,
-//! routing), `net/` (listener, framing, sendfile), `group/`, `txn/`,
-//! `cluster/`, `metrics/`, `bench/`.
+//! Dependencies point inward: net → protocol → shard → log. Still to come,
+//! as DESIGN.md draws them: the cross-shard mesh and routing, `group/`,
+//! `txn/`, `cluster/`, `metrics/`, `bench/`.
 
+pub mod config;
 pub mod log;
+pub mod net;
 pub mod protocol;
+pub mod shard;

@@ -1,11 +1,16 @@
-//! The `strom` binary: `strom serve` today opens and recovers a data
-//! directory; the Kafka listener arrives with the front-end issue.
+//! The `strom` binary: `strom serve` runs the broker.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Instant;
-use strom::log::{log_dir, LogConfig};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use strom::config::BrokerConfig;
+use strom::log::LogConfig;
+use strom::net::listener;
+use strom::shard::Shard;
 
 #[derive(Parser)]
 #[command(
@@ -20,12 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Open the data directory, recover every partition, and report.
-    Serve {
-        /// Where partitions and metadata live.
-        #[arg(long, default_value = "./data")]
-        data_dir: PathBuf,
-    },
+    /// Run the broker: recover the data directory, then serve Kafka clients.
+    Serve(ServeArgs),
     /// Test tool: append and flush batches to one partition directory until
     /// killed, printing "<tag> <offset>" for each batch once its flush
     /// returned. The crash test SIGKILLs it and checks what survived.
@@ -52,7 +53,7 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Serve { data_dir } => serve(data_dir),
+        Command::Serve(args) => serve(args),
         Command::LogWriter {
             dir,
             first_tag,
@@ -61,31 +62,93 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn serve(data_dir: PathBuf) -> anyhow::Result<()> {
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address every shard listens on.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    listen: SocketAddr,
+    /// host:port clients are told to connect to (advertised.listeners);
+    /// defaults to the listen address.
+    #[arg(long)]
+    advertised_listener: Option<String>,
+    /// Where partitions and metadata live.
+    #[arg(long, default_value = "./data")]
+    data_dir: PathBuf,
+    /// Executors (one per core). Only 1 until the cross-shard mesh lands.
+    #[arg(long, default_value_t = 1)]
+    shards: usize,
+    /// num.partitions: partitions of topics created without a count.
+    #[arg(long, default_value_t = 1)]
+    num_partitions: u32,
+    /// auto.create.topics.enable
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    auto_create_topics: bool,
+}
+
+static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_shutdown(_: libc::c_int) {
+    SHUTDOWN.store(true, Ordering::SeqCst);
+}
+
+fn install_shutdown_handlers() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is
+        // async-signal-safe; `signal` has no other preconditions.
+        unsafe {
+            libc::signal(signal, request_shutdown as *const () as libc::sighandler_t);
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if args.shards != 1 {
+        anyhow::bail!("--shards {} is not supported yet: one shard serves every partition until the cross-shard mesh lands", args.shards);
+    }
+    let mut config = BrokerConfig::new(args.listen, args.data_dir);
+    if let Some(adv) = args.advertised_listener {
+        let (host, port) = adv
+            .rsplit_once(':')
+            .context("--advertised-listener must be host:port")?;
+        config.advertised_host = host.to_string();
+        config.advertised_port = port.parse().context("--advertised-listener port")?;
+    }
+    config.num_partitions = args.num_partitions.max(1);
+    config.auto_create_topics = args.auto_create_topics;
+    install_shutdown_handlers();
     let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .name("strom-shard-0")
         .make()
         .map_err(|e| anyhow::anyhow!("starting the executor: {e}"))?;
-    executor.run(async move {
-        let started = Instant::now();
-        let (_ready, partitions) = log_dir::open_all(&data_dir, &LogConfig::default())
-            .await
-            .with_context(|| format!("recovering {}", data_dir.display()))?;
-        let segments: usize = partitions.iter().map(|(_, p)| p.segment_count()).sum();
-        let bytes: u64 = partitions.iter().map(|(_, p)| p.size_bytes()).sum();
-        tracing::info!(
-            data_dir = %data_dir.display(),
-            partitions = partitions.len(),
-            segments,
-            bytes,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "recovered data directory; the Kafka listener is not implemented yet, exiting"
-        );
-        for (tp, p) in &partitions {
-            p.close().await.with_context(|| format!("closing {tp}"))?;
-        }
-        Ok(())
-    })
+    executor.run(run_shard(config))
+}
+
+async fn run_shard(config: BrokerConfig) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let shard = Shard::open(Rc::new(config))
+        .await
+        .context("recovering the data directory")?;
+    let listener =
+        listener::bind(&shard).with_context(|| format!("listening on {}", shard.config.listen))?;
+    tracing::info!(
+        listen = %shard.config.listen,
+        advertised = format!("{}:{}", shard.config.advertised_host, shard.config.advertised_port),
+        shards = 1,
+        data_dir = %shard.config.data_dir.display(),
+        topics = shard.topics().len(),
+        partitions = shard.partition_count(),
+        recovery_ms = started.elapsed().as_millis() as u64,
+        "strom is serving"
+    );
+    let accepting = glommio::spawn_local(listener::accept_loop(shard.clone(), listener));
+    while !SHUTDOWN.load(Ordering::SeqCst) {
+        glommio::timer::sleep(Duration::from_millis(50)).await;
+    }
+    tracing::info!("shutting down: no new connections, flushing every partition");
+    accepting.cancel().await;
+    shard.flush_all().await.context("flushing at shutdown")?;
+    tracing::info!("stopped");
+    Ok(())
 }
 
 fn log_writer(dir: PathBuf, first_tag: u64, writers: u64) -> anyhow::Result<()> {

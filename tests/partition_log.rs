@@ -204,24 +204,30 @@ fn offset_lookup_by_timestamp_finds_the_first_record_at_or_after() {
                 .unwrap();
         }
         assert!(p.segment_count() > 1);
-        assert_eq!(p.offset_for_timestamp(0).await.unwrap(), Some(0));
-        assert_eq!(p.offset_for_timestamp(10_000).await.unwrap(), Some(0));
-        assert_eq!(p.offset_for_timestamp(10_001).await.unwrap(), Some(2));
+        assert_eq!(p.offset_for_timestamp(0).await.unwrap(), Some((0, 10_000)));
         assert_eq!(
-            p.offset_for_timestamp(10_000 + 1500).await.unwrap(),
-            Some(300)
+            p.offset_for_timestamp(10_000).await.unwrap(),
+            Some((0, 10_000))
         );
         assert_eq!(
-            p.offset_for_timestamp(10_000 + 2990).await.unwrap(),
-            Some(598)
+            p.offset_for_timestamp(10_001).await.unwrap(),
+            Some((2, 10_010))
         );
-        assert_eq!(p.offset_for_timestamp(10_000 + 2991).await.unwrap(), None);
+        assert_eq!(
+            p.offset_for_timestamp(11_500).await.unwrap(),
+            Some((300, 11_500))
+        );
+        assert_eq!(
+            p.offset_for_timestamp(12_990).await.unwrap(),
+            Some((598, 12_990))
+        );
+        assert_eq!(p.offset_for_timestamp(12_991).await.unwrap(), None);
         drop(p);
         // The same after a reopen, through the sealed time indexes.
         let p = open(&path, small_config()).await;
         assert_eq!(
-            p.offset_for_timestamp(10_000 + 1505).await.unwrap(),
-            Some(302)
+            p.offset_for_timestamp(11_505).await.unwrap(),
+            Some((302, 11_510))
         );
     });
 }

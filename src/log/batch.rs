@@ -266,28 +266,30 @@ impl RecordBatch {
         self.bytes = out.freeze();
     }
 
-    /// The offset of the first record whose timestamp is at least `target`,
-    /// or `None` if no record in the batch qualifies. Compressed batches are
-    /// not decompressed here: the batch's base offset stands for all of them
-    /// when its max timestamp qualifies (a seek by time then starts at most
-    /// one batch early, never late).
-    pub fn first_offset_at_or_after(&self, target: i64) -> Option<i64> {
+    /// The offset and timestamp of the first record whose timestamp is at
+    /// least `target`, or `None` if no record in the batch qualifies.
+    /// Compressed batches are not decompressed here: the batch's first
+    /// record (offset and timestamp from the header) stands for all of them
+    /// when the batch's max timestamp qualifies, so a seek by time starts at
+    /// most one batch early, never late.
+    pub fn first_offset_at_or_after(&self, target: i64) -> Option<(i64, i64)> {
         if self.max_timestamp() < target {
             return None;
         }
         if self.compression() != 0 || self.is_log_append_time() {
-            return Some(self.base_offset());
+            return Some((self.base_offset(), self.base_timestamp()));
         }
         let mut records = RecordWalk {
             buf: &self.bytes[HEADER_LEN..],
         };
         let base_ts = self.base_timestamp();
         while let Some((ts_delta, offset_delta)) = records.next_record() {
-            if base_ts.saturating_add(ts_delta) >= target {
-                return Some(self.base_offset() + i64::from(offset_delta));
+            let ts = base_ts.saturating_add(ts_delta);
+            if ts >= target {
+                return Some((self.base_offset() + i64::from(offset_delta), ts));
             }
         }
-        Some(self.base_offset())
+        Some((self.base_offset(), self.max_timestamp()))
     }
 }
 
@@ -534,9 +536,9 @@ mod tests {
             .collect();
         let mut b = RecordBatch::split_first(&mut batch(1000, &recs)).unwrap();
         b.assign_offset_and_epoch(100, 0);
-        assert_eq!(b.first_offset_at_or_after(0), Some(100));
-        assert_eq!(b.first_offset_at_or_after(1005), Some(101));
-        assert_eq!(b.first_offset_at_or_after(1020), Some(102));
+        assert_eq!(b.first_offset_at_or_after(0), Some((100, 1000)));
+        assert_eq!(b.first_offset_at_or_after(1005), Some((101, 1010)));
+        assert_eq!(b.first_offset_at_or_after(1020), Some((102, 1020)));
         assert_eq!(b.first_offset_at_or_after(1021), None);
     }
 }

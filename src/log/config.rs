@@ -79,3 +79,106 @@ impl LogConfig {
         (self.segment_index_bytes / crate::log::index::ENTRY_LEN as u64) as usize
     }
 }
+
+/// A topic config Kafka defines that strom refuses, or a bad value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}={value}: {reason}")]
+pub struct ConfigError {
+    pub name: String,
+    pub value: String,
+    pub reason: &'static str,
+}
+
+impl LogConfig {
+    /// Applies one topic config by Kafka's name (`segment.bytes`, ...).
+    /// Configs that only matter to producers or replicas are accepted as
+    /// long as their value is one strom can honour.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let bad = |reason| ConfigError {
+            name: name.to_string(),
+            value: value.to_string(),
+            reason,
+        };
+        let int = || {
+            value
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| bad("not an integer"))
+        };
+        match name {
+            "segment.bytes" => {
+                let v = int()?;
+                if !(14..=i64::from(i32::MAX)).contains(&v) {
+                    return Err(bad("must be between 14 and 2147483647"));
+                }
+                self.segment_bytes = v as u64;
+            }
+            "segment.ms" => self.segment_ms = int()?.max(1),
+            "retention.ms" => self.retention_ms = int()?,
+            "retention.bytes" => self.retention_bytes = int()?,
+            "index.interval.bytes" => self.index_interval_bytes = int()?.max(0) as u64,
+            "segment.index.bytes" => self.segment_index_bytes = int()?.max(8) as u64,
+            "max.message.bytes" => self.max_message_bytes = int()?.max(0) as usize,
+            "flush.messages" => self.flush_messages = int()?.max(1),
+            "flush.ms" => self.flush_ms = int()?.max(0),
+            "preallocate" | "file.preallocate" => {
+                self.preallocate = value.parse().map_err(|_| bad("not a boolean"))?
+            }
+            "cleanup.policy" if value == "delete" => {}
+            "cleanup.policy" => return Err(bad("only cleanup.policy=delete is supported")),
+            "message.timestamp.type" if value == "CreateTime" => {}
+            "message.timestamp.type" => return Err(bad("only CreateTime is supported")),
+            "min.insync.replicas"
+            | "unclean.leader.election.enable"
+            | "compression.type"
+            | "message.downconversion.enable"
+            | "min.compaction.lag.ms"
+            | "max.compaction.lag.ms"
+            | "delete.retention.ms"
+            | "min.cleanable.dirty.ratio"
+            | "file.delete.delay.ms"
+            | "segment.jitter.ms" => {}
+            _ => return Err(bad("unknown topic config")),
+        }
+        Ok(())
+    }
+
+    /// The topic configs this log has, by Kafka's names, for DescribeConfigs.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("segment.bytes", self.segment_bytes.to_string()),
+            ("segment.ms", self.segment_ms.to_string()),
+            ("retention.ms", self.retention_ms.to_string()),
+            ("retention.bytes", self.retention_bytes.to_string()),
+            (
+                "index.interval.bytes",
+                self.index_interval_bytes.to_string(),
+            ),
+            ("segment.index.bytes", self.segment_index_bytes.to_string()),
+            ("max.message.bytes", self.max_message_bytes.to_string()),
+            ("flush.messages", self.flush_messages.to_string()),
+            ("flush.ms", self.flush_ms.to_string()),
+            ("preallocate", self.preallocate.to_string()),
+            ("cleanup.policy", "delete".to_string()),
+            ("message.timestamp.type", "CreateTime".to_string()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_configs_use_kafka_names_and_reject_what_strom_cannot_honour() {
+        let mut c = LogConfig::default();
+        c.set("segment.bytes", "1048576").unwrap();
+        c.set("retention.ms", "-1").unwrap();
+        assert_eq!((c.segment_bytes, c.retention_ms), (1 << 20, -1));
+        assert!(c.set("segment.bytes", "10").is_err());
+        assert!(c.set("retention.ms", "soon").is_err());
+        assert!(c.set("cleanup.policy", "compact").is_err());
+        assert!(c.set("no.such.config", "1").is_err());
+        c.set("min.insync.replicas", "1").unwrap();
+    }
+}

@@ -567,9 +567,10 @@ impl Partition {
         Ok(out)
     }
 
-    /// The offset of the first record with a timestamp at or after
-    /// `timestamp` (ListOffsets by time), or `None` if every record is older.
-    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<u64>> {
+    /// The offset (and timestamp) of the first record with a timestamp at or
+    /// after `timestamp` (ListOffsets by time), or `None` if every record is
+    /// older.
+    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(u64, i64)>> {
         let mut offset = {
             let st = self.state.borrow();
             let Some(segment) = st.segments.values().find(|s| s.max_timestamp >= timestamp) else {
@@ -584,8 +585,8 @@ impl Partition {
                 return Ok(None);
             }
             for batch in batches {
-                if let Some(found) = batch.first_offset_at_or_after(timestamp) {
-                    return Ok(Some((found as u64).max(offset)));
+                if let Some((found, ts)) = batch.first_offset_at_or_after(timestamp) {
+                    return Ok(Some(((found as u64).max(offset), ts)));
                 }
                 offset = batch.last_offset() as u64 + 1;
             }

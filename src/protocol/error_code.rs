@@ -1,6 +1,8 @@
 //! Kafka's error codes, and the mapping from strom's typed errors.
 
 use crate::log::{BatchError, LogError};
+use crate::shard::topics::TopicError;
+use crate::shard::ShardError;
 
 /// The error codes strom answers with (Kafka's `Errors` enum, by value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,8 +12,18 @@ pub enum ErrorCode {
     OffsetOutOfRange = 1,
     CorruptMessage = 2,
     UnknownTopicOrPartition = 3,
+    CoordinatorNotAvailable = 15,
     MessageTooLarge = 10,
+    InvalidTopicException = 17,
     RecordListTooLarge = 18,
+    InvalidRequiredAcks = 21,
+    UnsupportedVersion = 35,
+    TopicAlreadyExists = 36,
+    InvalidPartitions = 37,
+    InvalidReplicationFactor = 38,
+    InvalidReplicaAssignment = 39,
+    InvalidConfig = 40,
+    InvalidRequest = 42,
     UnknownServerError = -1,
     KafkaStorageError = 56,
     InvalidRecord = 87,
@@ -44,6 +56,27 @@ impl From<&LogError> for ErrorCode {
             LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
             LogError::Io { .. } | LogError::Offline(_) => ErrorCode::KafkaStorageError,
             LogError::Corrupt(_) => ErrorCode::UnknownServerError,
+        }
+    }
+}
+
+impl From<&TopicError> for ErrorCode {
+    fn from(e: &TopicError) -> Self {
+        match e {
+            TopicError::InvalidName(..) => ErrorCode::InvalidTopicException,
+            TopicError::AlreadyExists(_) => ErrorCode::TopicAlreadyExists,
+            TopicError::InvalidPartitions(_) => ErrorCode::InvalidPartitions,
+            TopicError::InvalidConfig(_) => ErrorCode::InvalidConfig,
+            TopicError::Io { .. } | TopicError::Corrupt { .. } => ErrorCode::KafkaStorageError,
+        }
+    }
+}
+
+impl From<&ShardError> for ErrorCode {
+    fn from(e: &ShardError) -> Self {
+        match e {
+            ShardError::Topic(t) => t.into(),
+            ShardError::Log(l) => l.into(),
         }
     }
 }

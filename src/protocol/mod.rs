@@ -1,4 +1,152 @@
-//! The Kafka wire protocol edge. Typed errors from the inner layers become
-//! Kafka error codes here and nowhere else.
+//! The Kafka wire protocol edge: request headers, the dispatch table, one
+//! file per API. Typed errors from the inner layers become Kafka error codes
+//! here and nowhere else.
+//!
+//! Decoding and encoding use the `kafka-protocol` crate. A request is
+//! answered at the version it was sent in; `SUPPORTED` is exactly what
+//! ApiVersions advertises. An ApiVersions request at a version we do not
+//! know gets a v0 UNSUPPORTED_VERSION answer listing what we support (as
+//! Kafka does); any other unknown API or version, or an undecodable request,
+//! is an error that closes the connection (as Kafka does).
 
+pub mod api_versions;
+pub mod create_topics;
+pub mod delete_topics;
 pub mod error_code;
+pub mod fetch;
+pub mod find_coordinator;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use crate::shard::Shard;
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+/// What strom implements, by API: (key, min version, max version).
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 9),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 6),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 5),
+    (ApiKey::FindCoordinator, 0, 4),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("request of {0} bytes is too short for a header")]
+    ShortHeader(usize),
+    #[error("unknown api key {0}")]
+    UnknownApi(i16),
+    #[error("{api:?} v{version} is not supported")]
+    UnsupportedVersion { api: ApiKey, version: i16 },
+    #[error("undecodable {api:?} v{version} request: {reason}")]
+    Undecodable {
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
+    #[error("encoding {api:?} v{version} response: {reason}")]
+    Encode {
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
+}
+
+pub fn supported(api: ApiKey, version: i16) -> bool {
+    SUPPORTED
+        .iter()
+        .any(|&(k, min, max)| k == api && (min..=max).contains(&version))
+}
+
+/// Answers one request frame. `Ok(None)`: no response is due (acks=0).
+pub async fn handle(shard: &Shard, mut frame: Bytes) -> Result<Option<Bytes>, ProtocolError> {
+    if frame.len() < 8 {
+        return Err(ProtocolError::ShortHeader(frame.len()));
+    }
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let api = ApiKey::try_from(key).map_err(|_| ProtocolError::UnknownApi(key))?;
+    if !supported(api, version) {
+        if api == ApiKey::ApiVersions {
+            let body = ResponseKind::ApiVersions(api_versions::unsupported());
+            return encode(ApiKey::ApiVersions, 0, correlation_id, &body).map(Some);
+        }
+        return Err(ProtocolError::UnsupportedVersion { api, version });
+    }
+    let undecodable = |e: anyhow::Error| ProtocolError::Undecodable {
+        api,
+        version,
+        reason: e.to_string(),
+    };
+    let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
+        .map_err(undecodable)?;
+    let request = RequestKind::decode(api, &mut frame, version).map_err(undecodable)?;
+    let client = header
+        .client_id
+        .as_ref()
+        .map(StrBytes::as_str)
+        .unwrap_or("");
+    tracing::trace!(?api, version, client, correlation_id, "request");
+    let response = match request {
+        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
+        RequestKind::Metadata(r) => {
+            ResponseKind::Metadata(metadata::handle(shard, r, version).await)
+        }
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(create_topics::handle(shard, r, version).await)
+        }
+        RequestKind::DeleteTopics(r) => {
+            ResponseKind::DeleteTopics(delete_topics::handle(shard, r, version).await)
+        }
+        RequestKind::Produce(r) => match produce::handle(shard, r, version).await {
+            Some(response) => ResponseKind::Produce(response),
+            None => return Ok(None),
+        },
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(shard, r, version).await),
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(find_coordinator::handle(shard, r, version))
+        }
+        RequestKind::ListOffsets(r) => {
+            ResponseKind::ListOffsets(list_offsets::handle(shard, r, version).await)
+        }
+        _ => return Err(ProtocolError::UnsupportedVersion { api, version }),
+    };
+    encode(api, version, correlation_id, &response).map(Some)
+}
+
+/// A whole response frame: size, response header, body.
+fn encode(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &ResponseKind,
+) -> Result<Bytes, ProtocolError> {
+    let failed = |e: anyhow::Error| ProtocolError::Encode {
+        api,
+        version,
+        reason: e.to_string(),
+    };
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    let mut header = ResponseHeader::default();
+    header.correlation_id = correlation_id;
+    header
+        .encode(&mut buf, api.response_header_version(version))
+        .map_err(failed)?;
+    body.encode(&mut buf, version).map_err(failed)?;
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// A `StrBytes` from any string.
+pub(crate) fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod broker;
+
 use bytes::Bytes;
 use std::future::Future;
 use std::path::Path;

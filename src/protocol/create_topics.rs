@@ -1,0 +1,86 @@
+//! CreateTopics (19): partitions (or `num.partitions`), replication factor 1
+//! (-1 means the default, 1), Kafka topic configs, validate_only.
+
+use super::error_code::ErrorCode;
+use super::str_bytes;
+use crate::shard::Shard;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+pub async fn handle(shard: &Shard, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+    let mut r = CreateTopicsResponse::default();
+    for topic in req.topics {
+        r.topics
+            .push(create_one(shard, topic, req.validate_only, version).await);
+    }
+    r
+}
+
+async fn create_one(
+    shard: &Shard,
+    topic: CreatableTopic,
+    validate_only: bool,
+    version: i16,
+) -> CreatableTopicResult {
+    let mut result = CreatableTopicResult::default();
+    result.name = topic.name.clone();
+    result.num_partitions = -1;
+    result.replication_factor = -1;
+    let fail = |mut result: CreatableTopicResult, code: ErrorCode, message: String| {
+        result.error_code = code.code();
+        result.error_message = Some(str_bytes(&message));
+        result
+    };
+    let name = topic.name.0.as_str();
+    if !matches!(topic.replication_factor, -1 | 1) {
+        let msg = format!(
+            "replication factor {} is larger than the 1 available broker",
+            topic.replication_factor
+        );
+        return fail(result, ErrorCode::InvalidReplicationFactor, msg);
+    }
+    if !topic.assignments.is_empty() {
+        let msg = "manual replica assignment is not supported".to_string();
+        return fail(result, ErrorCode::InvalidReplicaAssignment, msg);
+    }
+    let partitions = match topic.num_partitions {
+        -1 => shard.config.num_partitions,
+        n if n >= 1 => n as u32,
+        n => {
+            return fail(
+                result,
+                ErrorCode::InvalidPartitions,
+                format!("{n} partitions"),
+            )
+        }
+    };
+    let configs: BTreeMap<String, String> = topic
+        .configs
+        .iter()
+        .filter_map(|c| {
+            Some((
+                c.name.as_str().to_string(),
+                c.value.as_ref()?.as_str().to_string(),
+            ))
+        })
+        .collect();
+    match shard
+        .create_topic(name, partitions, configs, validate_only)
+        .await
+    {
+        Ok(t) => {
+            if version >= 7 {
+                result.topic_id = Uuid::from_u128(t.id);
+            }
+            if version >= 5 {
+                result.num_partitions = partitions as i32;
+                result.replication_factor = 1;
+            }
+            result
+        }
+        Err(e) => fail(result, ErrorCode::from(&e), e.to_string()),
+    }
+}
