@@ -147,7 +147,11 @@ async fn run_shard(config: BrokerConfig) -> anyhow::Result<()> {
     tracing::info!("shutting down: no new connections, flushing every partition");
     accepting.cancel().await;
     shard.flush_all().await.context("flushing at shutdown")?;
-    tracing::info!("stopped");
+    tracing::info!(
+        fetch_hot_bytes = shard.stats.fetch_hot_bytes.get(),
+        fetch_cold_bytes = shard.stats.fetch_cold_bytes.get(),
+        "stopped"
+    );
     Ok(())
 }
 

@@ -333,4 +333,15 @@ fn acknowledged_messages_survive_sigkill_exactly_once() {
     }
     // Nothing beyond what was acknowledged appears.
     assert!(c.poll(Duration::from_millis(500)).is_none());
+    // After a restart the tail cache is empty: all of it went out through
+    // the sendfile path, and the broker says so when it stops.
+    broker.stop();
+    let log = broker.log_text();
+    let cold: u64 = log
+        .split("fetch_cold_bytes=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no fetch_cold_bytes in {log}"));
+    assert!(cold > 3000 * 5, "only {cold} bytes went through sendfile");
 }

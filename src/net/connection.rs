@@ -6,10 +6,11 @@
 //! truncated frame, or a request `protocol` cannot decode.
 
 use super::frame::read_frame;
-use crate::protocol;
+use crate::protocol::{self, Part, Response};
 use crate::shard::Shard;
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
@@ -30,7 +31,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         };
         match protocol::handle(&shard, frame).await {
             Ok(Some(response)) => {
-                if let Err(e) = stream.write_all(&response).await {
+                if let Err(e) = write_response(&mut stream, response).await {
                     tracing::debug!(%peer, "write failed: {e}");
                     return;
                 }
@@ -42,4 +43,16 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             }
         }
     }
+}
+
+/// Writes a response's parts in order: bytes with ordinary sends (tail-cache
+/// batches included, never copied into a buffer), file ranges with sendfile.
+async fn write_response(stream: &mut TcpStream, response: Response) -> std::io::Result<()> {
+    for part in response.0 {
+        match part {
+            Part::Bytes(bytes) => stream.write_all(&bytes).await?,
+            Part::File(slice) => super::sendfile::send(stream.as_raw_fd(), &slice).await?,
+        }
+    }
+    Ok(())
 }

@@ -14,11 +14,13 @@ pub mod create_topics;
 pub mod delete_topics;
 pub mod error_code;
 pub mod fetch;
+pub mod fetch_response;
 pub mod find_coordinator;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
 
+use crate::log::FileSlice;
 use crate::shard::Shard;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
@@ -58,6 +60,29 @@ pub enum ProtocolError {
     },
 }
 
+/// One piece of a response frame, written in order: encoded bytes (or a
+/// tail-cache batch), or a segment file range sent with `sendfile`.
+pub enum Part {
+    Bytes(Bytes),
+    File(FileSlice),
+}
+
+impl Part {
+    pub fn len(&self) -> usize {
+        match self {
+            Part::Bytes(b) => b.len(),
+            Part::File(f) => f.len as usize,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A whole response frame, size prefix included, as parts.
+pub struct Response(pub Vec<Part>);
+
 pub fn supported(api: ApiKey, version: i16) -> bool {
     SUPPORTED
         .iter()
@@ -65,7 +90,7 @@ pub fn supported(api: ApiKey, version: i16) -> bool {
 }
 
 /// Answers one request frame. `Ok(None)`: no response is due (acks=0).
-pub async fn handle(shard: &Shard, mut frame: Bytes) -> Result<Option<Bytes>, ProtocolError> {
+pub async fn handle(shard: &Shard, mut frame: Bytes) -> Result<Option<Response>, ProtocolError> {
     if frame.len() < 8 {
         return Err(ProtocolError::ShortHeader(frame.len()));
     }
@@ -109,7 +134,9 @@ pub async fn handle(shard: &Shard, mut frame: Bytes) -> Result<Option<Bytes>, Pr
             Some(response) => ResponseKind::Produce(response),
             None => return Ok(None),
         },
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(shard, r, version).await),
+        RequestKind::Fetch(r) => {
+            return Ok(Some(fetch::handle(shard, r, version, correlation_id).await));
+        }
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(find_coordinator::handle(shard, r, version))
         }
@@ -127,7 +154,7 @@ fn encode(
     version: i16,
     correlation_id: i32,
     body: &ResponseKind,
-) -> Result<Bytes, ProtocolError> {
+) -> Result<Response, ProtocolError> {
     let failed = |e: anyhow::Error| ProtocolError::Encode {
         api,
         version,
@@ -143,7 +170,7 @@ fn encode(
     body.encode(&mut buf, version).map_err(failed)?;
     let size = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(buf.freeze())
+    Ok(Response(vec![Part::Bytes(buf.freeze())]))
 }
 
 /// A `StrBytes` from any string.

@@ -7,6 +7,7 @@
 //! function (DESIGN.md §1) are the next step.
 
 pub mod signal;
+pub mod stats;
 pub mod topics;
 
 use crate::config::BrokerConfig;
@@ -15,6 +16,7 @@ use crate::log::log_dir::TopicPartition;
 use crate::log::{flush_timer, LogError, Partition};
 use ahash::AHashMap;
 use signal::AppendSignal;
+use stats::ShardStats;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -34,6 +36,7 @@ pub struct Shard {
     partitions: RefCell<AHashMap<TopicPartition, Rc<Partition>>>,
     dma: DmaReady,
     pub appended: AppendSignal,
+    pub stats: ShardStats,
     flush_timers: RefCell<Vec<glommio::Task<()>>>,
 }
 
@@ -49,6 +52,7 @@ impl Shard {
             partitions: RefCell::new(AHashMap::new()),
             dma,
             appended: AppendSignal::default(),
+            stats: ShardStats::default(),
             flush_timers: RefCell::new(Vec::new()),
         });
         let topics: Vec<Topic> = shard.topics.borrow().iter().cloned().collect();
