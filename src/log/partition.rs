@@ -90,7 +90,7 @@ pub struct AppendInfo {
 
 pub struct Partition {
     dir: PathBuf,
-    config: LogConfig,
+    config: RefCell<LogConfig>,
     state: RefCell<State>,
     append_lock: Semaphore,
     flush_lock: Semaphore,
@@ -211,7 +211,7 @@ impl Partition {
         state.check_positions();
         Ok(Partition {
             dir: dir.to_path_buf(),
-            config,
+            config: RefCell::new(config),
             state: RefCell::new(state),
             append_lock: Semaphore::new(1),
             flush_lock: Semaphore::new(1),
@@ -222,8 +222,15 @@ impl Partition {
         &self.dir
     }
 
-    pub fn config(&self) -> &LogConfig {
-        &self.config
+    /// The current config (a copy: it may change under AlterConfigs).
+    pub fn config(&self) -> LogConfig {
+        self.config.borrow().clone()
+    }
+
+    /// Applies new topic configs. Limits apply from the next append, the
+    /// write buffer size from the next segment.
+    pub fn set_config(&self, config: LogConfig) {
+        *self.config.borrow_mut() = config;
     }
 
     pub fn log_start(&self) -> u64 {
@@ -271,12 +278,13 @@ impl Partition {
     /// Either every batch is appended or, on a validation error, none is.
     pub async fn append_at(&self, batches: Vec<RecordBatch>, now_ms: i64) -> Result<AppendInfo> {
         assert!(!batches.is_empty(), "append needs at least one batch");
+        let config = self.config();
         for batch in &batches {
-            batch.validate_for_append(self.config.max_message_bytes)?;
-            if batch.len() as u64 > self.config.segment_bytes {
+            batch.validate_for_append(config.max_message_bytes)?;
+            if batch.len() as u64 > config.segment_bytes {
                 return Err(BatchError::RecordListTooLarge {
                     size: batch.len(),
-                    max: self.config.segment_bytes as usize,
+                    max: config.segment_bytes as usize,
                 }
                 .into());
             }
@@ -299,18 +307,17 @@ impl Partition {
                 active.rolling_ms.get_or_insert(now_ms);
                 let appender = active.appender.as_mut().expect("active segment appends");
                 appender.append(batch.as_bytes(), next);
-                let watch =
-                    (appender.in_flight() > self.config.write_behind).then(|| appender.watch());
-                active.note_batch(position, &batch, self.config.index_interval_bytes);
+                let watch = (appender.in_flight() > config.write_behind).then(|| appender.watch());
+                active.note_batch(position, &batch, config.index_interval_bytes);
                 st.tail.push(st.next, next, batch.into_bytes());
                 st.next = next;
                 st.unflushed_since_ms.get_or_insert(now_ms);
                 let written = st.written();
-                st.tail.evict(self.config.tail_cache_bytes, written);
+                st.tail.evict(config.tail_cache_bytes, written);
                 watch
             };
             if let Some(watch) = watch {
-                let waited = watch.wait_in_flight_at_most(self.config.write_behind).await;
+                let waited = watch.wait_in_flight_at_most(config.write_behind).await;
                 waited.map_err(|e| self.go_offline(e))?;
             }
         }
@@ -333,12 +340,12 @@ impl Partition {
             return false;
         }
         let records = batch.last_offset_delta().max(0) as u64 + 1;
-        active.size + batch.len() as u64 > self.config.segment_bytes
-            || active.index.len() >= self.config.index_entries_max()
+        active.size + batch.len() as u64 > self.config().segment_bytes
+            || active.index.len() >= self.config().index_entries_max()
             || st.next + records - active.base_offset() > u64::from(u32::MAX)
             || active
                 .rolling_ms
-                .is_some_and(|t| now_ms.saturating_sub(t) >= self.config.segment_ms)
+                .is_some_and(|t| now_ms.saturating_sub(t) >= self.config().segment_ms)
     }
 
     /// Seals the active segment and starts a new one at the log end.
@@ -385,7 +392,7 @@ impl Partition {
         write_indexes(&self.dir, base, &index, &time_index)
             .await
             .map_err(|e| self.go_offline(e.to_string()))?;
-        let fresh = create_segment(&self.dir, next, &self.config)
+        let fresh = create_segment(&self.dir, next, &self.config())
             .await
             .map_err(|e| self.go_offline(e.to_string()))?;
         self.state.borrow_mut().segments.insert(next, fresh);
@@ -435,10 +442,10 @@ impl Partition {
         let st = self.state.borrow();
         let unflushed = st.next - st.durable;
         unflushed > 0
-            && (unflushed >= self.config.flush_messages.max(1) as u64
+            && (unflushed >= self.config().flush_messages.max(1) as u64
                 || st
                     .unflushed_since_ms
-                    .is_some_and(|t| now_ms.saturating_sub(t) >= self.config.flush_ms))
+                    .is_some_and(|t| now_ms.saturating_sub(t) >= self.config().flush_ms))
     }
 
     /// Applies the flush policy; the shard calls this on a timer.
@@ -603,10 +610,10 @@ impl Partition {
             let mut doomed = Vec::new();
             while st.segments.len() > 1 {
                 let first = st.segments.values().next().expect("segments");
-                let by_time = self.config.retention_ms >= 0
-                    && now_ms.saturating_sub(first.max_timestamp) > self.config.retention_ms;
-                let by_size = self.config.retention_bytes >= 0
-                    && total - first.size >= self.config.retention_bytes as u64;
+                let by_time = self.config().retention_ms >= 0
+                    && now_ms.saturating_sub(first.max_timestamp) > self.config().retention_ms;
+                let by_size = self.config().retention_bytes >= 0
+                    && total - first.size >= self.config().retention_bytes as u64;
                 if !(by_time || by_size) {
                     break;
                 }

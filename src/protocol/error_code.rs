@@ -65,7 +65,10 @@ impl From<&TopicError> for ErrorCode {
         match e {
             TopicError::InvalidName(..) => ErrorCode::InvalidTopicException,
             TopicError::AlreadyExists(_) => ErrorCode::TopicAlreadyExists,
-            TopicError::InvalidPartitions(_) => ErrorCode::InvalidPartitions,
+            TopicError::InvalidPartitions(_) | TopicError::PartitionsCannotShrink(..) => {
+                ErrorCode::InvalidPartitions
+            }
+            TopicError::Unknown(_) => ErrorCode::UnknownTopicOrPartition,
             TopicError::InvalidConfig(_) => ErrorCode::InvalidConfig,
             TopicError::Io { .. } | TopicError::Corrupt { .. } => ErrorCode::KafkaStorageError,
         }

@@ -67,14 +67,24 @@ impl Shard {
             .log_config(&self.config.log)
             .map_err(TopicError::from)?;
         for index in 0..topic.partitions {
-            let tp = TopicPartition::new(topic.name.clone(), index);
-            let dir = tp.dir(&self.config.data_dir);
-            let partition = Rc::new(Partition::open(&dir, log_config.clone(), &self.dma).await?);
-            self.flush_timers
-                .borrow_mut()
-                .push(flush_timer::spawn(&partition));
-            self.partitions.borrow_mut().insert(tp, partition);
+            self.open_partition(&topic.name, index, &log_config).await?;
         }
+        Ok(())
+    }
+
+    async fn open_partition(
+        &self,
+        topic: &str,
+        index: u32,
+        log_config: &crate::log::LogConfig,
+    ) -> Result<(), ShardError> {
+        let tp = TopicPartition::new(topic, index);
+        let dir = tp.dir(&self.config.data_dir);
+        let partition = Rc::new(Partition::open(&dir, log_config.clone(), &self.dma).await?);
+        self.flush_timers
+            .borrow_mut()
+            .push(flush_timer::spawn(&partition));
+        self.partitions.borrow_mut().insert(tp, partition);
         Ok(())
     }
 
@@ -123,6 +133,58 @@ impl Shard {
         self.open_partitions(&topic).await?;
         tracing::info!(topic = name, partitions, "created topic");
         Ok(topic)
+    }
+
+    /// Grows a topic to `partitions` and opens the new ones.
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        partitions: u32,
+        validate_only: bool,
+    ) -> Result<(), ShardError> {
+        let before = self.topic(name).map_or(0, |t| t.partitions);
+        let topic = self
+            .topics
+            .borrow_mut()
+            .add_partitions(name, partitions, validate_only)?;
+        if validate_only {
+            return Ok(());
+        }
+        let log_config = topic
+            .log_config(&self.config.log)
+            .map_err(TopicError::from)?;
+        for index in before..partitions {
+            self.open_partition(&topic.name, index, &log_config).await?;
+        }
+        tracing::info!(topic = name, partitions, "added partitions");
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides and applies them to its open
+    /// partitions.
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), ShardError> {
+        let topic =
+            self.topics
+                .borrow_mut()
+                .set_configs(name, configs, &self.config.log, validate_only)?;
+        if validate_only {
+            return Ok(());
+        }
+        let log_config = topic
+            .log_config(&self.config.log)
+            .map_err(TopicError::from)?;
+        for index in 0..topic.partitions {
+            if let Some(p) = self.partition(name, index as i32) {
+                p.set_config(log_config.clone());
+            }
+        }
+        tracing::info!(topic = name, "altered topic configs");
+        Ok(())
     }
 
     /// Deletes a topic: the table entry first (durably), then the files.

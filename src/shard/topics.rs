@@ -44,6 +44,10 @@ pub enum TopicError {
     AlreadyExists(String),
     #[error("number of partitions must be at least 1, got {0}")]
     InvalidPartitions(i64),
+    #[error("topic {0} has {1} partitions; the count can only grow")]
+    PartitionsCannotShrink(String, u32),
+    #[error("topic {0} does not exist")]
+    Unknown(String),
     #[error("invalid topic config {0}")]
     InvalidConfig(#[from] ConfigError),
     #[error("writing topic metadata {path}: {source}")]
@@ -119,18 +123,7 @@ impl TopicTable {
         if topic.partitions == 0 {
             return Err(TopicError::InvalidPartitions(0));
         }
-        for (k, v) in &topic.configs {
-            if v.chars().any(char::is_whitespace) || k.chars().any(char::is_whitespace) {
-                return Err(ConfigError {
-                    name: k.clone(),
-                    value: v.clone(),
-                    reason: "whitespace is not allowed",
-                }
-                .into());
-            }
-        }
-        topic.log_config(defaults)?;
-        Ok(())
+        check_configs(topic, defaults)
     }
 
     /// Adds a topic and makes the table durable before returning.
@@ -138,6 +131,57 @@ impl TopicTable {
         self.check_new(&topic, defaults)?;
         self.topics.insert(topic.name.clone(), topic);
         self.persist()
+    }
+
+    /// Grows a topic to `partitions` (CreatePartitions), durably unless
+    /// `validate_only`.
+    pub fn add_partitions(
+        &mut self,
+        name: &str,
+        partitions: u32,
+        validate_only: bool,
+    ) -> Result<Topic, TopicError> {
+        let topic = self
+            .topics
+            .get_mut(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        if partitions <= topic.partitions {
+            return Err(TopicError::PartitionsCannotShrink(
+                name.to_string(),
+                topic.partitions,
+            ));
+        }
+        if validate_only {
+            let mut t = topic.clone();
+            t.partitions = partitions;
+            return Ok(t);
+        }
+        topic.partitions = partitions;
+        let t = topic.clone();
+        self.persist()?;
+        Ok(t)
+    }
+
+    /// Replaces a topic's config overrides, durably unless `validate_only`.
+    pub fn set_configs(
+        &mut self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        defaults: &LogConfig,
+        validate_only: bool,
+    ) -> Result<Topic, TopicError> {
+        let topic = self
+            .topics
+            .get_mut(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let mut t = topic.clone();
+        t.configs = configs;
+        check_configs(&t, defaults)?;
+        if !validate_only {
+            *topic = t.clone();
+            self.persist()?;
+        }
+        Ok(t)
     }
 
     /// Removes a topic (its partitions' files are the caller's to delete).
@@ -179,6 +223,23 @@ impl TopicTable {
             .and_then(|d| d.sync_all())
             .map_err(io)
     }
+}
+
+/// Config overrides must parse, be honourable, and fit the one-line file
+/// format (no whitespace).
+fn check_configs(topic: &Topic, defaults: &LogConfig) -> Result<(), TopicError> {
+    for (k, v) in &topic.configs {
+        if v.chars().any(char::is_whitespace) || k.chars().any(char::is_whitespace) {
+            return Err(ConfigError {
+                name: k.clone(),
+                value: v.clone(),
+                reason: "whitespace is not allowed",
+            }
+            .into());
+        }
+    }
+    topic.log_config(defaults)?;
+    Ok(())
 }
 
 fn parse_line(line: &str) -> Option<Topic> {
