@@ -2,14 +2,17 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use glommio::channels::channel_mesh::{Full, MeshBuilder};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 use strom::config::BrokerConfig;
 use strom::log::LogConfig;
 use strom::net::listener;
+use strom::shard::router::{Envelope, Router};
 use strom::shard::Shard;
 
 #[derive(Parser)]
@@ -74,9 +77,9 @@ struct ServeArgs {
     /// Where partitions and metadata live.
     #[arg(long, default_value = "./data")]
     data_dir: PathBuf,
-    /// Executors (one per core). Only 1 until the cross-shard mesh lands.
-    #[arg(long, default_value_t = 1)]
-    shards: usize,
+    /// Executors, one per core, each pinned [default: every core].
+    #[arg(long)]
+    shards: Option<usize>,
     /// num.partitions: partitions of topics created without a count.
     #[arg(long, default_value_t = 1)]
     num_partitions: u32,
@@ -102,9 +105,8 @@ fn install_shutdown_handlers() {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    if args.shards != 1 {
-        anyhow::bail!("--shards {} is not supported yet: one shard serves every partition until the cross-shard mesh lands", args.shards);
-    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let shards = args.shards.unwrap_or(cores).max(1);
     let mut config = BrokerConfig::new(args.listen, args.data_dir);
     if let Some(adv) = args.advertised_listener {
         let (host, port) = adv
@@ -115,44 +117,108 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     config.num_partitions = args.num_partitions.max(1);
     config.auto_create_topics = args.auto_create_topics;
+    config.shards = shards;
     install_shutdown_handlers();
-    let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .name("strom-shard-0")
-        .make()
-        .map_err(|e| anyhow::anyhow!("starting the executor: {e}"))?;
-    executor.run(run_shard(config))
+    let mesh = MeshBuilder::<Envelope, Full>::full(shards, MESH_CHANNEL_CAPACITY);
+    let startup = Arc::new(Startup {
+        partitions: AtomicUsize::new(0),
+        ready: Barrier::new(shards),
+        started: Instant::now(),
+    });
+    let mut handles = Vec::with_capacity(shards);
+    for id in 0..shards {
+        let (config, mesh, startup) = (config.clone(), mesh.clone(), startup.clone());
+        let handle = glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(id % cores))
+            .name(&format!("strom-shard-{id}"))
+            .spawn(move || run_shard(id, config, mesh, startup))
+            .map_err(|e| anyhow::anyhow!("starting shard {id}: {e}"))?;
+        handles.push(handle);
+    }
+    let (mut hot, mut cold) = (0, 0);
+    let mut failure = None;
+    for (id, handle) in handles.into_iter().enumerate() {
+        match handle.join() {
+            Ok(Ok((h, c))) => {
+                hot += h;
+                cold += c;
+            }
+            Ok(Err(e)) => failure = Some(e.context(format!("shard {id}"))),
+            Err(e) => failure = Some(anyhow::anyhow!("shard {id} panicked: {e}")),
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    tracing::info!(fetch_hot_bytes = hot, fetch_cold_bytes = cold, "stopped");
+    Ok(())
 }
 
-async fn run_shard(config: BrokerConfig) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let shard = Shard::open(Rc::new(config))
+/// Messages buffered per pair of shards before a sender waits.
+const MESH_CHANNEL_CAPACITY: usize = 1024;
+
+/// What the shards share while starting: a count of recovered partitions
+/// and a barrier, so one line can report them all.
+struct Startup {
+    partitions: AtomicUsize,
+    ready: Barrier,
+    started: Instant,
+}
+
+async fn run_shard(
+    id: usize,
+    config: BrokerConfig,
+    mesh: MeshBuilder<Envelope, Full>,
+    startup: Arc<Startup>,
+) -> anyhow::Result<(u64, u64)> {
+    let shards = config.shards;
+    let (router, receivers) = if shards == 1 {
+        (Router::single(), None)
+    } else {
+        let (senders, receivers) = mesh
+            .join()
+            .await
+            .map_err(|e| anyhow::anyhow!("joining the shard mesh: {e}"))?;
+        (Router::new(senders), Some(receivers))
+    };
+    let shard = Shard::open(Rc::new(config), router)
         .await
         .context("recovering the data directory")?;
+    if let Some(receivers) = receivers {
+        Router::serve(&shard, receivers);
+    }
     let listener =
         listener::bind(&shard).with_context(|| format!("listening on {}", shard.config.listen))?;
-    tracing::info!(
-        listen = %shard.config.listen,
-        advertised = format!("{}:{}", shard.config.advertised_host, shard.config.advertised_port),
-        shards = 1,
-        data_dir = %shard.config.data_dir.display(),
-        topics = shard.topics().len(),
-        partitions = shard.partition_count(),
-        recovery_ms = started.elapsed().as_millis() as u64,
-        "strom is serving"
-    );
+    startup
+        .partitions
+        .fetch_add(shard.partition_count(), Ordering::SeqCst);
+    // Blocks this thread briefly, once, at startup, so the line below can
+    // count every shard's partitions.
+    startup.ready.wait();
+    if id == 0 {
+        tracing::info!(
+            listen = %shard.config.listen,
+            advertised = format!("{}:{}", shard.config.advertised_host, shard.config.advertised_port),
+            shards,
+            data_dir = %shard.config.data_dir.display(),
+            topics = shard.topics().len(),
+            partitions = startup.partitions.load(Ordering::SeqCst),
+            recovery_ms = startup.started.elapsed().as_millis() as u64,
+            "strom is serving"
+        );
+    }
     let accepting = glommio::spawn_local(listener::accept_loop(shard.clone(), listener));
     while !SHUTDOWN.load(Ordering::SeqCst) {
         glommio::timer::sleep(Duration::from_millis(50)).await;
     }
-    tracing::info!("shutting down: no new connections, flushing every partition");
+    if id == 0 {
+        tracing::info!("shutting down: no new connections, flushing every partition");
+    }
     accepting.cancel().await;
     shard.flush_all().await.context("flushing at shutdown")?;
-    tracing::info!(
-        fetch_hot_bytes = shard.stats.fetch_hot_bytes.get(),
-        fetch_cold_bytes = shard.stats.fetch_cold_bytes.get(),
-        "stopped"
-    );
-    Ok(())
+    Ok((
+        shard.stats.fetch_hot_bytes.get(),
+        shard.stats.fetch_cold_bytes.get(),
+    ))
 }
 
 fn log_writer(dir: PathBuf, first_tag: u64, writers: u64) -> anyhow::Result<()> {

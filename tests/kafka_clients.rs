@@ -147,8 +147,14 @@ fn keyed_messages_round_trip_with_order_keys_headers_and_timestamps() {
     // Proves the core user story: 100,000 keyed acks=all messages on a
     // 6-partition topic come back complete, per-partition in order, each key
     // always in one partition, with keys, values, headers, timestamps intact.
+    // Two shards: partitions live on both, so produce and fetch cross shards.
     let dir = test_dir();
-    let broker = Broker::start(&dir.path().join("data"));
+    let broker = Broker::start_with(&dir.path().join("data"), &["--shards", "2"]);
+    assert!(
+        broker.log_text().contains("shards=2"),
+        "{}",
+        broker.log_text()
+    );
     create_topic(&broker.addr, "orders", 6, &[]);
     let p = producer(&broker.addr, &[]);
     let n = 100_000usize;
@@ -344,4 +350,50 @@ fn acknowledged_messages_survive_sigkill_exactly_once() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no fetch_cold_bytes in {log}"));
     assert!(cold > 3000 * 5, "only {cold} bytes went through sendfile");
+}
+
+#[test]
+fn long_polling_fetch_wakes_on_append_across_shards() {
+    // Proves a consumer parked in a long poll (fetch.wait.max.ms 10 s) gets
+    // a new message within moments, whichever shard owns its partition and
+    // whichever shard its connection landed on.
+    let dir = test_dir();
+    let broker = Broker::start_with(&dir.path().join("data"), &["--shards", "2"]);
+    create_topic(&broker.addr, "wake", 4, &[]);
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("group.id", "strom-tests")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10000")
+        .create()
+        .expect("consumer");
+    // Explicit offsets (the topic is empty): every partition is in the very
+    // first fetch, which then parks. (With Offset::End librdkafka resolves
+    // offsets one by one and adds late partitions only to the next fetch.)
+    assign_all(&c, "wake", 4, Offset::Offset(0));
+    // Let the consumer reach its long poll.
+    let settle = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < settle {
+        assert!(c
+            .poll(Duration::from_millis(100))
+            .is_none_or(|m| m.is_err()));
+    }
+    let p = producer(&broker.addr, &[("linger.ms", "0")]);
+    for partition in 0..4 {
+        let sent = Instant::now();
+        send_all(
+            &p,
+            [BaseRecord::to("wake")
+                .partition(partition)
+                .payload(&b"ping"[..])
+                .key(&b""[..])],
+        );
+        let got = consume(&c, 1);
+        assert_eq!(got[0].partition(), partition);
+        let waited = sent.elapsed();
+        assert!(
+            waited < Duration::from_secs(3),
+            "partition {partition}: woke after {waited:?}"
+        );
+    }
 }

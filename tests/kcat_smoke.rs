@@ -33,7 +33,8 @@ fn kcat(args: &[&str], input: Option<&[u8]>) -> String {
 #[test]
 fn kcat_produces_consumes_and_lists() {
     let dir = test_dir();
-    let mut broker = Broker::start(&dir.path().join("data"));
+    // One shard: the path with no cross-shard hops.
+    let mut broker = Broker::start_with(&dir.path().join("data"), &["--shards", "1"]);
     let b = broker.addr.clone();
     kcat(
         &["-b", &b, "-t", "demo", "-P", "-m", "10"],

@@ -21,6 +21,7 @@ use glommio::io::{DmaFile, OpenOptions};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// Bytes read per DMA read when walking batch headers or recovering.
 const SCAN_WINDOW: usize = 256 << 10;
@@ -30,14 +31,15 @@ pub struct SegmentFiles {
     pub base_offset: u64,
     pub log_path: PathBuf,
     pub dma: Rc<DmaFile>,
-    reader: RefCell<Option<Rc<std::fs::File>>>,
+    reader: RefCell<Option<Arc<std::fs::File>>>,
 }
 
 /// Where the bytes of a cold read are: `len` bytes at `position` of a
-/// buffered, read-only descriptor, ready for `sendfile`.
+/// buffered, read-only descriptor, ready for `sendfile`. `Send`, so the
+/// owning shard can hand it to the shard that writes the response.
 #[derive(Clone)]
 pub struct FileSlice {
-    pub file: Rc<std::fs::File>,
+    pub file: Arc<std::fs::File>,
     pub position: u64,
     pub len: u32,
 }
@@ -71,11 +73,11 @@ impl SegmentFiles {
     }
 
     /// A buffered read-only descriptor for `sendfile`, opened on first use.
-    pub fn reader(&self) -> Result<Rc<std::fs::File>> {
+    pub fn reader(&self) -> Result<Arc<std::fs::File>> {
         if let Some(f) = self.reader.borrow().as_ref() {
             return Ok(f.clone());
         }
-        let f = Rc::new(
+        let f = Arc::new(
             std::fs::File::open(&self.log_path)
                 .context(|| format!("opening {} for reads", self.log_path.display()))?,
         );

@@ -9,8 +9,9 @@ use crate::shard::Shard;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
-pub fn handle(shard: &Shard, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn handle(shard: &Rc<Shard>, req: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut r = AlterConfigsResponse::default();
     for resource in req.resources {
         let mut result = AlterConfigsResourceResponse::default();
@@ -34,6 +35,7 @@ pub fn handle(shard: &Shard, req: AlterConfigsRequest) -> AlterConfigsResponse {
                 .collect();
             shard
                 .set_topic_configs(resource.resource_name.as_str(), configs, req.validate_only)
+                .await
                 .map_err(|e| (ErrorCode::from(&e), e.to_string()))
         };
         if let Err((code, message)) = outcome {

@@ -5,8 +5,9 @@ use super::str_bytes;
 use crate::shard::Shard;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use std::rc::Rc;
 
-pub async fn handle(shard: &Shard, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub async fn handle(shard: &Rc<Shard>, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let mut r = CreatePartitionsResponse::default();
     for topic in req.topics {
         let mut result = CreatePartitionsTopicResult::default();

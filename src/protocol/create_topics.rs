@@ -8,9 +8,14 @@ use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use uuid::Uuid;
 
-pub async fn handle(shard: &Shard, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+pub async fn handle(
+    shard: &Rc<Shard>,
+    req: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
     let mut r = CreateTopicsResponse::default();
     for topic in req.topics {
         r.topics
@@ -20,7 +25,7 @@ pub async fn handle(shard: &Shard, req: CreateTopicsRequest, version: i16) -> Cr
 }
 
 async fn create_one(
-    shard: &Shard,
+    shard: &Rc<Shard>,
     topic: CreatableTopic,
     validate_only: bool,
     version: i16,

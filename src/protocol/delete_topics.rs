@@ -5,8 +5,13 @@ use super::str_bytes;
 use crate::shard::Shard;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use std::rc::Rc;
 
-pub async fn handle(shard: &Shard, req: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+pub async fn handle(
+    shard: &Rc<Shard>,
+    req: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
     let mut r = DeleteTopicsResponse::default();
     for name in req.topic_names {
         r.responses.push(delete_one(shard, name, version).await);
@@ -14,7 +19,7 @@ pub async fn handle(shard: &Shard, req: DeleteTopicsRequest, version: i16) -> De
     r
 }
 
-async fn delete_one(shard: &Shard, name: TopicName, version: i16) -> DeletableTopicResult {
+async fn delete_one(shard: &Rc<Shard>, name: TopicName, version: i16) -> DeletableTopicResult {
     let mut result = DeletableTopicResult::default();
     let code = match shard.delete_topic(name.0.as_str()).await {
         Ok(Some(_)) => ErrorCode::None,

@@ -80,6 +80,9 @@ impl From<&ShardError> for ErrorCode {
         match e {
             ShardError::Topic(t) => t.into(),
             ShardError::Log(l) => l.into(),
+            ShardError::UnknownPartition(..) => ErrorCode::UnknownTopicOrPartition,
+            ShardError::InvalidAcks(_) => ErrorCode::InvalidRequiredAcks,
+            ShardError::Gone(_) => ErrorCode::KafkaStorageError,
         }
     }
 }

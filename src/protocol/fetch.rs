@@ -1,8 +1,9 @@
 //! Fetch (1), v4–v12: whole batches from each requested partition, within
 //! `max_bytes` and each `partition_max_bytes` (the first batch of the first
 //! partition with data always goes, as KIP-74 says), long-polling up to
-//! `max_wait_ms` until `min_bytes` are available; appends on this shard wake
-//! the poll. Sessions (KIP-227) are answered sessionless (session id 0),
+//! `max_wait_ms` until `min_bytes` are available; appends on any owner shard
+//! of the requested partitions wake the poll. Each partition is read by its
+//! owner (one message per owner shard). Sessions (KIP-227) are answered sessionless (session id 0),
 //! which every client accepts. Isolation levels are accepted; without
 //! transactions the last stable offset is the high watermark.
 //!
@@ -14,8 +15,8 @@ use super::fetch_response::{encode, PartitionResult, TopicResult};
 use super::Response;
 use crate::log::ReadChunk;
 use crate::shard::Shard;
-use futures_lite::future;
 use kafka_protocol::messages::FetchRequest;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// The longest a fetch may wait, whatever the client asks (Kafka has no
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 const FETCH_WAIT_MAX: Duration = Duration::from_secs(30);
 
 pub async fn handle(
-    shard: &Shard,
+    shard: &Rc<Shard>,
     req: FetchRequest,
     version: i16,
     correlation_id: i32,
@@ -31,33 +32,46 @@ pub async fn handle(
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MAX);
     let deadline = Instant::now() + wait;
     loop {
-        let seen = shard.appended.generation();
-        let (topics, bytes, errors) = read(shard, &req).await;
-        let now = Instant::now();
-        if bytes >= req.min_bytes.max(1) as usize || errors || now >= deadline {
+        let (topics, bytes, errors, generations) = read(shard, &req).await;
+        if bytes >= req.min_bytes.max(1) as usize || errors || Instant::now() >= deadline {
             shard.stats.count_fetch(&topics);
             return encode(version, correlation_id, topics);
         }
-        future::or(shard.appended.changed(seen), async {
-            glommio::timer::sleep(deadline - now).await;
-        })
-        .await;
+        shard.wait_for_appends(generations, deadline).await;
     }
 }
 
 /// One pass over the requested partitions: the results, the record bytes in
-/// them, and whether any partition had an error.
-async fn read(shard: &Shard, req: &FetchRequest) -> (Vec<TopicResult>, usize, bool) {
-    let mut remaining = if req.max_bytes <= 0 {
+/// them, whether any partition had an error, and the append generation of
+/// each owner shard read.
+async fn read(
+    shard: &Rc<Shard>,
+    req: &FetchRequest,
+) -> (Vec<TopicResult>, usize, bool, Vec<(usize, u64)>) {
+    let max_bytes = if req.max_bytes <= 0 {
         usize::MAX
     } else {
         req.max_bytes as usize
     };
+    let mut items = Vec::new();
+    for topic in &req.topics {
+        let name = topic.topic.0.as_str().to_string();
+        for fp in &topic.partitions {
+            let offset = u64::try_from(fp.fetch_offset).unwrap_or(u64::MAX);
+            let limit = (fp.partition_max_bytes.max(0) as usize)
+                .min(max_bytes)
+                .max(1);
+            items.push(((name.clone(), fp.partition), (offset, limit)));
+        }
+    }
+    let (results, generations) = shard.read(items).await;
+    let mut results = results.into_iter();
+    // Owners read in parallel, each within the partition limit; here the
+    // response limit applies in request order (the first data always goes).
     let mut total = 0usize;
     let mut errors = false;
     let mut topics = Vec::with_capacity(req.topics.len());
     for topic in &req.topics {
-        let name = topic.topic.0.as_str();
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for fp in &topic.partitions {
             let mut p = PartitionResult {
@@ -68,29 +82,20 @@ async fn read(shard: &Shard, req: &FetchRequest) -> (Vec<TopicResult>, usize, bo
                 log_start_offset: -1,
                 records: ReadChunk::Empty,
             };
-            let Some(partition) = shard.partition(name, fp.partition) else {
-                p.error_code = ErrorCode::UnknownTopicOrPartition.code();
-                errors = true;
-                partitions.push(p);
-                continue;
-            };
-            let hw = partition.next_offset() as i64;
-            p.high_watermark = hw;
-            p.last_stable_offset = hw;
-            p.log_start_offset = partition.log_start() as i64;
-            let limit = (fp.partition_max_bytes.max(0) as usize).min(remaining);
-            if limit > 0 || total == 0 {
-                let offset = u64::try_from(fp.fetch_offset).unwrap_or(u64::MAX);
-                match partition.read(offset, limit.max(1)).await {
-                    Ok(records) => {
-                        total += records.len();
-                        remaining = remaining.saturating_sub(records.len());
-                        p.records = records;
+            match results.next().expect("a result per partition") {
+                Ok(read) => {
+                    p.high_watermark = read.high_watermark as i64;
+                    p.last_stable_offset = read.high_watermark as i64;
+                    p.log_start_offset = read.log_start as i64;
+                    let len = read.chunk.len();
+                    if total == 0 || total + len <= max_bytes {
+                        total += len;
+                        p.records = read.chunk;
                     }
-                    Err(e) => {
-                        p.error_code = ErrorCode::from(&e).code();
-                        errors = true;
-                    }
+                }
+                Err(e) => {
+                    p.error_code = ErrorCode::from(&e).code();
+                    errors = true;
                 }
             }
             partitions.push(p);
@@ -100,5 +105,5 @@ async fn read(shard: &Shard, req: &FetchRequest) -> (Vec<TopicResult>, usize, bo
             partitions,
         });
     }
-    (topics, total, errors)
+    (topics, total, errors, generations)
 }

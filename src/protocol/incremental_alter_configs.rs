@@ -10,12 +10,13 @@ use crate::shard::Shard;
 use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use std::rc::Rc;
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 
-pub fn handle(
-    shard: &Shard,
+pub async fn handle(
+    shard: &Rc<Shard>,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut r = IncrementalAlterConfigsResponse::default();
@@ -23,7 +24,7 @@ pub fn handle(
         let mut result = AlterConfigsResourceResponse::default();
         result.resource_type = resource.resource_type;
         result.resource_name = resource.resource_name.clone();
-        if let Err((code, message)) = alter(shard, &resource, req.validate_only) {
+        if let Err((code, message)) = alter(shard, &resource, req.validate_only).await {
             result.error_code = code.code();
             result.error_message = Some(str_bytes(&message));
         }
@@ -32,8 +33,8 @@ pub fn handle(
     r
 }
 
-fn alter(
-    shard: &Shard,
+async fn alter(
+    shard: &Rc<Shard>,
     resource: &AlterConfigsResource,
     validate_only: bool,
 ) -> Result<(), (ErrorCode, String)> {
@@ -68,5 +69,6 @@ fn alter(
     }
     shard
         .set_topic_configs(name, configs, validate_only)
+        .await
         .map_err(|e| (ErrorCode::from(&e), e.to_string()))
 }

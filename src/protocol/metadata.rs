@@ -10,12 +10,13 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use std::rc::Rc;
 use uuid::Uuid;
 
 /// Kafka's "authorized operations not requested" marker.
 const OPERATIONS_UNKNOWN: i32 = i32::MIN;
 
-pub async fn handle(shard: &Shard, req: MetadataRequest, version: i16) -> MetadataResponse {
+pub async fn handle(shard: &Rc<Shard>, req: MetadataRequest, version: i16) -> MetadataResponse {
     let node = BrokerId(shard.config.node_id);
     let mut r = MetadataResponse::default();
     let mut broker = MetadataResponseBroker::default();
@@ -56,7 +57,7 @@ pub async fn handle(shard: &Shard, req: MetadataRequest, version: i16) -> Metada
 }
 
 async fn lookup(
-    shard: &Shard,
+    shard: &Rc<Shard>,
     name: &str,
     allow_create: bool,
     node: BrokerId,

@@ -29,6 +29,7 @@ use crate::shard::Shard;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use std::rc::Rc;
 
 /// What strom implements, by API: (key, min version, max version).
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
@@ -98,7 +99,10 @@ pub fn supported(api: ApiKey, version: i16) -> bool {
 }
 
 /// Answers one request frame. `Ok(None)`: no response is due (acks=0).
-pub async fn handle(shard: &Shard, mut frame: Bytes) -> Result<Option<Response>, ProtocolError> {
+pub async fn handle(
+    shard: &Rc<Shard>,
+    mut frame: Bytes,
+) -> Result<Option<Response>, ProtocolError> {
     if frame.len() < 8 {
         return Err(ProtocolError::ShortHeader(frame.len()));
     }
@@ -151,9 +155,11 @@ pub async fn handle(shard: &Shard, mut frame: Bytes) -> Result<Option<Response>,
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(describe_configs::handle(shard, r))
         }
-        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(alter_configs::handle(shard, r)),
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(alter_configs::handle(shard, r).await)
+        }
         RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(shard, r))
+            ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(shard, r).await)
         }
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(find_coordinator::handle(shard, r, version))

@@ -1,11 +1,18 @@
 //! `Shard`: one glommio executor's share of the broker — its copy of the
-//! topic table, the partitions it owns, and the signal that wakes its
-//! long-polling fetches.
+//! topic table, the partitions it owns, its router to the other shards, and
+//! the signal that wakes long-polling fetches.
 //!
-//! Lives on one executor thread; nothing here is `Send`. Today a broker runs
-//! one shard that owns every partition; the cross-shard mesh and ownership
-//! function (DESIGN.md §1) are the next step.
+//! Lives on one executor thread; nothing here is `Send`. Each partition is
+//! owned by exactly one shard (`ownership::owner`); only that shard opens
+//! its files. Shard 0 owns the durable topic table; the others hold copies
+//! it keeps current (`admin`). Work for a partition goes to its owner
+//! through the `Router` (`service`), one message per owner per request.
 
+pub mod admin;
+pub mod message;
+pub mod ownership;
+pub mod router;
+pub mod service;
 pub mod signal;
 pub mod stats;
 pub mod topics;
@@ -13,14 +20,14 @@ pub mod topics;
 use crate::config::BrokerConfig;
 use crate::log::io_probe::{ensure_dma_reads, DmaReady};
 use crate::log::log_dir::TopicPartition;
-use crate::log::{flush_timer, LogError, Partition};
+use crate::log::{flush_timer, LogConfig, LogError, Partition};
 use ahash::AHashMap;
+use router::{Router, ShardGone};
 use signal::AppendSignal;
 use stats::ShardStats;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
-use topics::{new_topic_id, Topic, TopicError, TopicTable};
+use topics::{Topic, TopicError, TopicTable};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShardError {
@@ -28,10 +35,17 @@ pub enum ShardError {
     Topic(#[from] TopicError),
     #[error(transparent)]
     Log(#[from] LogError),
+    #[error("unknown topic or partition {0}-{1}")]
+    UnknownPartition(String, i32),
+    #[error("invalid required acks {0}")]
+    InvalidAcks(i16),
+    #[error(transparent)]
+    Gone(#[from] ShardGone),
 }
 
 pub struct Shard {
     pub config: Rc<BrokerConfig>,
+    pub router: Router,
     topics: RefCell<TopicTable>,
     partitions: RefCell<AHashMap<TopicPartition, Rc<Partition>>>,
     dma: DmaReady,
@@ -42,12 +56,13 @@ pub struct Shard {
 
 impl Shard {
     /// Runs the io-poll probe, loads the topic table and opens (recovering)
-    /// every partition of every topic.
-    pub async fn open(config: Rc<BrokerConfig>) -> Result<Rc<Shard>, ShardError> {
+    /// every partition this shard owns.
+    pub async fn open(config: Rc<BrokerConfig>, router: Router) -> Result<Rc<Shard>, ShardError> {
         let dma = ensure_dma_reads(&config.data_dir).await?;
         let table = TopicTable::load(&config.data_dir)?;
         let shard = Rc::new(Shard {
             config,
+            router,
             topics: RefCell::new(table),
             partitions: RefCell::new(AHashMap::new()),
             dma,
@@ -57,17 +72,37 @@ impl Shard {
         });
         let topics: Vec<Topic> = shard.topics.borrow().iter().cloned().collect();
         for topic in topics {
-            shard.open_partitions(&topic).await?;
+            shard.open_owned(&topic).await?;
         }
         Ok(shard)
     }
 
-    async fn open_partitions(&self, topic: &Topic) -> Result<(), ShardError> {
+    pub fn id(&self) -> usize {
+        self.router.id()
+    }
+
+    /// Which shard owns a partition, if the topic and partition exist.
+    pub fn owner_of(&self, topic: &str, index: i32) -> Option<usize> {
+        let t = self.topics.borrow();
+        let partitions = t.get(topic)?.partitions;
+        let index = u32::try_from(index).ok().filter(|&i| i < partitions)?;
+        Some(ownership::owner(topic, index, self.router.count()))
+    }
+
+    /// Opens this shard's partitions of `topic` that are not open yet, and
+    /// gives the open ones the topic's current config.
+    async fn open_owned(&self, topic: &Topic) -> Result<(), ShardError> {
         let log_config = topic
             .log_config(&self.config.log)
             .map_err(TopicError::from)?;
         for index in 0..topic.partitions {
-            self.open_partition(&topic.name, index, &log_config).await?;
+            if ownership::owner(&topic.name, index, self.router.count()) != self.id() {
+                continue;
+            }
+            match self.partition(&topic.name, index as i32) {
+                Some(p) => p.set_config(log_config.clone()),
+                None => self.open_partition(&topic.name, index, &log_config).await?,
+            }
         }
         Ok(())
     }
@@ -76,7 +111,7 @@ impl Shard {
         &self,
         topic: &str,
         index: u32,
-        log_config: &crate::log::LogConfig,
+        log_config: &LogConfig,
     ) -> Result<(), ShardError> {
         let tp = TopicPartition::new(topic, index);
         let dir = tp.dir(&self.config.data_dir);
@@ -88,6 +123,26 @@ impl Shard {
         Ok(())
     }
 
+    /// Closes and deletes this shard's partitions of a deleted topic.
+    async fn drop_owned(&self, topic: &str) {
+        let doomed: Vec<(TopicPartition, Rc<Partition>)> = {
+            let mut map = self.partitions.borrow_mut();
+            let keys: Vec<TopicPartition> =
+                map.keys().filter(|tp| tp.topic == topic).cloned().collect();
+            keys.into_iter()
+                .filter_map(|k| map.remove(&k).map(|p| (k, p)))
+                .collect()
+        };
+        for (tp, p) in doomed {
+            let _ = p.close().await;
+            drop(p);
+            let dir = tp.dir(&self.config.data_dir);
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), "deleting partition files: {e}");
+            }
+        }
+    }
+
     pub fn topic(&self, name: &str) -> Option<Topic> {
         self.topics.borrow().get(name).cloned()
     }
@@ -96,6 +151,7 @@ impl Shard {
         self.topics.borrow().iter().cloned().collect()
     }
 
+    /// A partition this shard owns and has open.
     pub fn partition(&self, topic: &str, index: i32) -> Option<Rc<Partition>> {
         let index = u32::try_from(index).ok()?;
         self.partitions
@@ -104,107 +160,9 @@ impl Shard {
             .cloned()
     }
 
+    /// Partitions this shard has open.
     pub fn partition_count(&self) -> usize {
         self.partitions.borrow().len()
-    }
-
-    /// Creates a topic (durably) and opens its partitions. With
-    /// `validate_only` nothing changes.
-    pub async fn create_topic(
-        &self,
-        name: &str,
-        partitions: u32,
-        configs: BTreeMap<String, String>,
-        validate_only: bool,
-    ) -> Result<Topic, ShardError> {
-        let topic = Topic {
-            name: name.to_string(),
-            partitions,
-            id: new_topic_id(name),
-            configs,
-        };
-        if validate_only {
-            self.topics.borrow().check_new(&topic, &self.config.log)?;
-            return Ok(topic);
-        }
-        self.topics
-            .borrow_mut()
-            .create(topic.clone(), &self.config.log)?;
-        self.open_partitions(&topic).await?;
-        tracing::info!(topic = name, partitions, "created topic");
-        Ok(topic)
-    }
-
-    /// Grows a topic to `partitions` and opens the new ones.
-    pub async fn create_partitions(
-        &self,
-        name: &str,
-        partitions: u32,
-        validate_only: bool,
-    ) -> Result<(), ShardError> {
-        let before = self.topic(name).map_or(0, |t| t.partitions);
-        let topic = self
-            .topics
-            .borrow_mut()
-            .add_partitions(name, partitions, validate_only)?;
-        if validate_only {
-            return Ok(());
-        }
-        let log_config = topic
-            .log_config(&self.config.log)
-            .map_err(TopicError::from)?;
-        for index in before..partitions {
-            self.open_partition(&topic.name, index, &log_config).await?;
-        }
-        tracing::info!(topic = name, partitions, "added partitions");
-        Ok(())
-    }
-
-    /// Replaces a topic's config overrides and applies them to its open
-    /// partitions.
-    pub fn set_topic_configs(
-        &self,
-        name: &str,
-        configs: BTreeMap<String, String>,
-        validate_only: bool,
-    ) -> Result<(), ShardError> {
-        let topic =
-            self.topics
-                .borrow_mut()
-                .set_configs(name, configs, &self.config.log, validate_only)?;
-        if validate_only {
-            return Ok(());
-        }
-        let log_config = topic
-            .log_config(&self.config.log)
-            .map_err(TopicError::from)?;
-        for index in 0..topic.partitions {
-            if let Some(p) = self.partition(name, index as i32) {
-                p.set_config(log_config.clone());
-            }
-        }
-        tracing::info!(topic = name, "altered topic configs");
-        Ok(())
-    }
-
-    /// Deletes a topic: the table entry first (durably), then the files.
-    pub async fn delete_topic(&self, name: &str) -> Result<Option<Topic>, ShardError> {
-        let Some(topic) = self.topics.borrow_mut().remove(name)? else {
-            return Ok(None);
-        };
-        for index in 0..topic.partitions {
-            let tp = TopicPartition::new(name, index);
-            let removed = self.partitions.borrow_mut().remove(&tp);
-            if let Some(p) = removed {
-                let _ = p.close().await;
-            }
-            let dir = tp.dir(&self.config.data_dir);
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                tracing::warn!(dir = %dir.display(), "deleting partition files: {e}");
-            }
-        }
-        tracing::info!(topic = name, "deleted topic");
-        Ok(Some(topic))
     }
 
     /// Flushes every partition; used at shutdown.

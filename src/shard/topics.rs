@@ -184,6 +184,17 @@ impl TopicTable {
         Ok(t)
     }
 
+    /// Puts a topic into this copy of the table, in memory only: how shards
+    /// other than shard 0 learn of changes shard 0 made durable.
+    pub fn apply(&mut self, topic: Topic) {
+        self.topics.insert(topic.name.clone(), topic);
+    }
+
+    /// Drops a topic from this copy, in memory only.
+    pub fn forget(&mut self, name: &str) {
+        self.topics.remove(name);
+    }
+
     /// Removes a topic (its partitions' files are the caller's to delete).
     pub fn remove(&mut self, name: &str) -> Result<Option<Topic>, TopicError> {
         let removed = self.topics.remove(name);

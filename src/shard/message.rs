@@ -1,0 +1,76 @@
+//! What crosses shards: one `Request` per (request, owner shard) — never
+//! one per record — and its `Reply`. Everything here is `Send`; record data
+//! travels as `bytes::Bytes` (reference-counted, never copied) and cold
+//! reads as a file range.
+
+use super::topics::Topic;
+use super::ShardError;
+use crate::log::ReadChunk;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// (topic, partition) of a request item.
+pub type Key = (String, i32);
+
+pub enum Request {
+    /// Append each item's record set; with acks=-1 reply only once durable.
+    Produce { acks: i16, items: Vec<(Key, Bytes)> },
+    /// Read from each item's offset, at most the given bytes.
+    Read { items: Vec<(Key, u64, usize)> },
+    /// ListOffsets: earliest (-2), latest (-1) or by timestamp.
+    ListOffsets { items: Vec<(Key, i64)> },
+    /// Reply once this shard appended anything after `seen` (its append
+    /// generation) or at `deadline`: wakes long-polling fetches elsewhere.
+    Watch { seen: u64, deadline: Instant },
+    /// A topic change, to shard 0, which owns the durable topic table.
+    Admin(AdminOp),
+    /// Shard 0 tells every shard about a changed topic.
+    TopicUpdate(TopicUpdate),
+}
+
+pub enum AdminOp {
+    CreateTopic {
+        name: String,
+        partitions: u32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    CreatePartitions {
+        name: String,
+        partitions: u32,
+        validate_only: bool,
+    },
+    SetConfigs {
+        name: String,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    },
+}
+
+#[derive(Clone)]
+pub enum TopicUpdate {
+    Upsert(Topic),
+    Delete(String),
+}
+
+pub struct ReadOk {
+    pub high_watermark: u64,
+    pub log_start: u64,
+    pub chunk: ReadChunk,
+}
+
+pub enum Reply {
+    Produce(Vec<Result<(u64, u64), ShardError>>),
+    Read {
+        generation: u64,
+        items: Vec<Result<ReadOk, ShardError>>,
+    },
+    ListOffsets(Vec<Result<Option<(u64, i64)>, ShardError>>),
+    Watched,
+    Admin(Result<Option<Topic>, ShardError>),
+    Updated(Result<(), ShardError>),
+}
