@@ -47,3 +47,175 @@ impl BrokerConfig {
         }
     }
 }
+
+/// A setting strom refuses at startup.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Parse(String),
+    #[error("{key} = {value}: {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Broker-level names of the log settings and the topic config each one
+/// defaults, with a multiplier to milliseconds where Kafka has hour and
+/// minute variants.
+const LOG_KEYS: &[(&str, &str, i64)] = &[
+    ("log.segment.bytes", "segment.bytes", 1),
+    ("log.roll.ms", "segment.ms", 1),
+    ("log.roll.hours", "segment.ms", 3_600_000),
+    ("log.retention.ms", "retention.ms", 1),
+    ("log.retention.minutes", "retention.ms", 60_000),
+    ("log.retention.hours", "retention.ms", 3_600_000),
+    ("log.retention.bytes", "retention.bytes", 1),
+    ("log.index.interval.bytes", "index.interval.bytes", 1),
+    ("log.index.size.max.bytes", "segment.index.bytes", 1),
+    ("message.max.bytes", "max.message.bytes", 1),
+    ("log.flush.interval.messages", "flush.messages", 1),
+    ("log.flush.interval.ms", "flush.ms", 1),
+    ("log.preallocate", "preallocate", 1),
+];
+
+impl BrokerConfig {
+    /// Applies a TOML file of Kafka broker settings. Keys may be written
+    /// flat (`"log.segment.bytes" = 1048576`) or as TOML dotted keys and
+    /// tables (`log.segment.bytes = 1048576`); both mean Kafka's name.
+    /// Unknown keys are logged and ignored, as Kafka does.
+    pub fn apply_file(&mut self, path: &std::path::Path) -> Result<(), BrokerConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| BrokerConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.apply_toml(&text)
+    }
+
+    pub fn apply_toml(&mut self, text: &str) -> Result<(), BrokerConfigError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| BrokerConfigError::Parse(e.to_string()))?;
+        let mut flat = Vec::new();
+        flatten("", &toml::Value::Table(table), &mut flat);
+        // `listeners` also sets the advertised address, so an explicit
+        // `advertised.listeners` must come after it.
+        flat.sort_by_key(|(k, _)| k == "advertised.listeners");
+        for (key, value) in flat {
+            self.apply(&key, &value)?;
+        }
+        Ok(())
+    }
+
+    /// Applies one setting by Kafka's broker config name.
+    pub fn apply(&mut self, key: &str, value: &str) -> Result<(), BrokerConfigError> {
+        let invalid = |reason: &str| BrokerConfigError::Invalid {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: reason.to_string(),
+        };
+        let number = || value.parse::<i64>().map_err(|_| invalid("not an integer"));
+        match key {
+            "listeners" | "listen" => {
+                let addr = value.rsplit("://").next().unwrap_or(value);
+                self.listen = addr.parse().map_err(|_| invalid("not host:port"))?;
+                self.advertised_host = self.listen.ip().to_string();
+                self.advertised_port = self.listen.port();
+            }
+            "advertised.listeners" => {
+                let addr = value.rsplit("://").next().unwrap_or(value);
+                let (host, port) = addr
+                    .rsplit_once(':')
+                    .ok_or_else(|| invalid("not host:port"))?;
+                self.advertised_host = host.to_string();
+                self.advertised_port = port.parse().map_err(|_| invalid("bad port"))?;
+            }
+            "log.dirs" | "log.dir" => self.data_dir = PathBuf::from(value),
+            "shards" => self.shards = number()?.max(1) as usize,
+            "broker.id" | "node.id" => self.node_id = number()? as i32,
+            "num.partitions" => self.num_partitions = number()?.max(1) as u32,
+            "default.replication.factor" if value == "1" => {}
+            "default.replication.factor" => return Err(invalid("a single broker has 1 replica")),
+            "auto.create.topics.enable" => {
+                self.auto_create_topics = value.parse().map_err(|_| invalid("not a boolean"))?
+            }
+            "socket.request.max.bytes" => {
+                self.socket_request_max_bytes = number()?.max(64) as usize
+            }
+            _ => match LOG_KEYS.iter().find(|(k, _, _)| *k == key) {
+                Some(&(_, topic_key, scale)) => {
+                    let v = if scale == 1 {
+                        value.to_string()
+                    } else {
+                        (number()? * scale).to_string()
+                    };
+                    self.log.set(topic_key, &v).map_err(|e| invalid(e.reason))?;
+                }
+                None => tracing::warn!(key, "ignoring unknown broker config"),
+            },
+        }
+        Ok(())
+    }
+}
+
+fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
+    match value {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        toml::Value::String(s) => out.push((prefix.to_string(), s.clone())),
+        other => out.push((prefix.to_string(), other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_files_use_kafka_broker_names_flat_or_dotted() {
+        let mut c = BrokerConfig::new("127.0.0.1:9092".parse().unwrap(), "./data".into());
+        c.apply_toml(
+            r#"
+            "num.partitions" = 6
+            auto.create.topics.enable = false
+            log.segment.bytes = 1048576
+            log.retention.hours = 2
+            [socket.request.max]
+            bytes = 1000000
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.num_partitions, 6);
+        assert!(!c.auto_create_topics);
+        assert_eq!(c.log.segment_bytes, 1 << 20);
+        assert_eq!(c.log.retention_ms, 7_200_000);
+        assert_eq!(c.socket_request_max_bytes, 1_000_000);
+        c.apply_toml(
+            "\"advertised.listeners\" = \"PLAINTEXT://broker.example:9093\"\nlisteners = \"PLAINTEXT://127.0.0.1:9999\"",
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(
+            (c.advertised_host.as_str(), c.advertised_port),
+            ("broker.example", 9093)
+        );
+        assert!(c.apply_toml("default.replication.factor = 3").is_err());
+        assert!(c.apply_toml("log.segment.bytes = \"big\"").is_err());
+        assert!(c.apply_toml("not toml at all [").is_err());
+    }
+}

@@ -67,25 +67,30 @@ fn main() -> anyhow::Result<()> {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Address every shard listens on.
-    #[arg(long, default_value = "127.0.0.1:9092")]
-    listen: SocketAddr,
+    /// Address every shard listens on [default: 127.0.0.1:9092].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
     /// host:port clients are told to connect to (advertised.listeners);
     /// defaults to the listen address.
     #[arg(long)]
     advertised_listener: Option<String>,
-    /// Where partitions and metadata live.
-    #[arg(long, default_value = "./data")]
-    data_dir: PathBuf,
+    /// Where partitions and metadata live (log.dirs) [default: ./data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Executors, one per core, each pinned [default: every core].
     #[arg(long)]
     shards: Option<usize>,
-    /// num.partitions: partitions of topics created without a count.
-    #[arg(long, default_value_t = 1)]
-    num_partitions: u32,
+    /// num.partitions: partitions of topics created without a count [default: 1].
+    #[arg(long)]
+    num_partitions: Option<u32>,
     /// auto.create.topics.enable
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    auto_create_topics: bool,
+    #[arg(long, action = clap::ArgAction::Set)]
+    auto_create_topics: Option<bool>,
+    /// A TOML file of Kafka broker settings (num.partitions,
+    /// log.segment.bytes, log.retention.ms, socket.request.max.bytes, ...);
+    /// flags given on the command line win.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
@@ -106,17 +111,39 @@ fn install_shutdown_handlers() {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let shards = args.shards.unwrap_or(cores).max(1);
-    let mut config = BrokerConfig::new(args.listen, args.data_dir);
-    if let Some(adv) = args.advertised_listener {
-        let (host, port) = adv
-            .rsplit_once(':')
-            .context("--advertised-listener must be host:port")?;
-        config.advertised_host = host.to_string();
-        config.advertised_port = port.parse().context("--advertised-listener port")?;
+    let default_listen: SocketAddr = "127.0.0.1:9092".parse().expect("valid address");
+    let mut config = BrokerConfig::new(default_listen, PathBuf::from("./data"));
+    config.shards = cores;
+    if let Some(path) = &args.config {
+        config
+            .apply_file(path)
+            .with_context(|| format!("config file {}", path.display()))?;
     }
-    config.num_partitions = args.num_partitions.max(1);
-    config.auto_create_topics = args.auto_create_topics;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+        if args.advertised_listener.is_none() {
+            config.advertised_host = listen.ip().to_string();
+            config.advertised_port = listen.port();
+        }
+    }
+    if let Some(adv) = &args.advertised_listener {
+        config
+            .apply("advertised.listeners", adv)
+            .context("--advertised-listener")?;
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(n) = args.num_partitions {
+        config.num_partitions = n.max(1);
+    }
+    if let Some(enabled) = args.auto_create_topics {
+        config.auto_create_topics = enabled;
+    }
+    if let Some(n) = args.shards {
+        config.shards = n;
+    }
+    let shards = config.shards.max(1);
     config.shards = shards;
     install_shutdown_handlers();
     let mesh = MeshBuilder::<Envelope, Full>::full(shards, MESH_CHANNEL_CAPACITY);

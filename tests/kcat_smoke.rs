@@ -33,29 +33,34 @@ fn kcat(args: &[&str], input: Option<&[u8]>) -> String {
 #[test]
 fn kcat_produces_consumes_and_lists() {
     let dir = test_dir();
-    // One shard: the path with no cross-shard hops.
-    let mut broker = Broker::start_with(&dir.path().join("data"), &["--shards", "1"]);
+    // One shard: the path with no cross-shard hops. Settings from a TOML
+    // file with Kafka's names: auto-created topics get 3 partitions.
+    let config = dir.path().join("strom.toml");
+    std::fs::write(&config, "num.partitions = 3\nlog.segment.bytes = 1048576\n").unwrap();
+    let config = config.to_str().unwrap().to_string();
+    let data = dir.path().join("data");
+    let mut broker = Broker::start_with(&data, &["--shards", "1", "--config", &config]);
     let b = broker.addr.clone();
     kcat(
-        &["-b", &b, "-t", "demo", "-P", "-m", "10"],
+        &["-b", &b, "-t", "demo", "-P", "-p", "0"],
         Some(b"hello\nworld\n"),
     );
-    let got = kcat(&["-b", &b, "-t", "demo", "-C", "-e", "-m", "10"], None);
+    let got = kcat(&["-b", &b, "-t", "demo", "-p", "0", "-C", "-e"], None);
     assert_eq!(got, "hello\nworld\n");
-    let keyed = kcat(
+    let from_one = kcat(
         &[
-            "-b", &b, "-t", "demo", "-C", "-e", "-o", "1", "-f", "%o %s\n", "-m", "10",
+            "-b", &b, "-t", "demo", "-p", "0", "-C", "-e", "-o", "1", "-f", "%o %s\n",
         ],
         None,
     );
-    assert_eq!(keyed, "1 world\n");
-    let meta = kcat(&["-b", &b, "-L", "-m", "10"], None);
-    assert!(meta.contains("topic \"demo\" with 1 partitions"), "{meta}");
+    assert_eq!(from_one, "1 world\n");
+    let meta = kcat(&["-b", &b, "-L"], None);
+    assert!(meta.contains("topic \"demo\" with 3 partitions"), "{meta}");
     broker.stop();
-    // Restarted, the data is still there.
-    let broker = Broker::start(&dir.path().join("data"));
+    // Restarted, now with every core as a shard: the data is still there.
+    let broker = Broker::start(&data);
     let got = kcat(
-        &["-b", &broker.addr, "-t", "demo", "-C", "-e", "-m", "10"],
+        &["-b", &broker.addr, "-t", "demo", "-p", "0", "-C", "-e"],
         None,
     );
     assert_eq!(got, "hello\nworld\n");
