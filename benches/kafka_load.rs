@@ -6,7 +6,7 @@
 //! (right after producing: the tail cache).
 //!
 //!   cargo bench --bench kafka_load                  # 1,000,000 messages
-//!   cargo bench --bench kafka_load -- --messages 200000
+//!   cargo bench --bench kafka_load -- --messages 200000 --shards 1
 //!
 //! Data goes to `target/bench-kafka/` and is removed afterwards.
 
@@ -45,10 +45,10 @@ struct Broker {
 }
 
 impl Broker {
-    fn start(data: &Path, port: u16) -> Broker {
+    fn start(data: &Path, port: u16, shards: &str) -> Broker {
         let addr = format!("127.0.0.1:{port}");
         let child = Command::new(env!("CARGO_BIN_EXE_strom"))
-            .args(["serve", "--listen", &addr, "--data-dir"])
+            .args(["serve", "--shards", shards, "--listen", &addr, "--data-dir"])
             .arg(data)
             .stderr(Stdio::null())
             .spawn()
@@ -189,13 +189,20 @@ fn pct(h: &Histogram<u64>) -> String {
 
 fn main() {
     let mut n = 1_000_000usize;
+    let mut shards = std::thread::available_parallelism()
+        .map_or(1, |c| c.get())
+        .to_string();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        if a == "--messages" {
-            n = args
-                .next()
-                .and_then(|v| v.parse().ok())
-                .expect("--messages N");
+        match a.as_str() {
+            "--messages" => {
+                n = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--messages N")
+            }
+            "--shards" => shards = args.next().expect("--shards N"),
+            _ => {} // cargo bench passes --bench
         }
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-kafka");
@@ -206,8 +213,8 @@ fn main() {
         .local_addr()
         .expect("addr")
         .port();
-    println!("strom kafka_load: {n} x {MESSAGE_BYTES} B messages, {PARTITIONS} partitions, librdkafka on the same machine");
-    let broker = Broker::start(&data, port);
+    println!("strom kafka_load: {n} x {MESSAGE_BYTES} B messages, {PARTITIONS} partitions, {shards} shard(s), librdkafka on the same machine");
+    let broker = Broker::start(&data, port, &shards);
     for (topic, acks) in [("load-acks1", "1"), ("load-acksall", "all")] {
         create_topic(&broker.addr, topic);
         let cpu0 = broker.cpu_seconds();
@@ -215,20 +222,22 @@ fn main() {
         let cpu = broker.cpu_seconds() - cpu0;
         println!("produce acks={acks:<3}  {mb_s:>7.1} MB/s  broker cpu {cpu:>5.2} s ({:.0} MB per cpu-s)  ack latency {}", (n * MESSAGE_BYTES) as f64 / 1e6 / cpu.max(0.001), pct(&hist));
     }
-    // Hot: what was just produced to acks=all is partly in the tail cache;
-    // read a fresh topic small enough to be wholly cached.
-    let hot_n = (PARTITIONS as usize * 3 * 1024).min(n);
+    // Hot: a consumer tailing a fresh topic while a producer writes to it
+    // (acks=1), so every fetch is served from the tail cache.
     create_topic(&broker.addr, "load-hot");
-    produce(&broker.addr, "load-hot", "1", hot_n);
     let cpu0 = broker.cpu_seconds();
-    let hot = consume(&broker.addr, "load-hot", hot_n);
+    let addr = broker.addr.clone();
+    let tail = std::thread::spawn(move || consume(&addr, "load-hot", n));
+    std::thread::sleep(Duration::from_millis(500));
+    produce(&broker.addr, "load-hot", "1", n);
+    let hot = tail.join().expect("consumer thread");
     println!(
-        "consume hot (tail cache, {hot_n} msgs)  {hot:>7.1} MB/s  broker cpu {:>5.2} s",
+        "consume hot (tailing a producer)  {hot:>7.1} MB/s  broker cpu {:>5.2} s (producer included)",
         broker.cpu_seconds() - cpu0
     );
     broker.stop();
     // Cold: a restarted broker has an empty tail cache.
-    let broker = Broker::start(&data, port);
+    let broker = Broker::start(&data, port, &shards);
     let cpu0 = broker.cpu_seconds();
     let cold = consume(&broker.addr, "load-acks1", n);
     let cpu = broker.cpu_seconds() - cpu0;

@@ -180,6 +180,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long shutdown waits for requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// Messages buffered per pair of shards before a sender waits.
 const MESH_CHANNEL_CAPACITY: usize = 1024;
 
@@ -241,6 +244,12 @@ async fn run_shard(
         tracing::info!("shutting down: no new connections, flushing every partition");
     }
     accepting.cancel().await;
+    // Let requests already being handled finish (a long-polling fetch ends
+    // at its deadline), up to a bound.
+    let patience = Instant::now() + SHUTDOWN_GRACE;
+    while shard.stats.requests_in_flight.get() > 0 && Instant::now() < patience {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
     shard.flush_all().await.context("flushing at shutdown")?;
     Ok((
         shard.stats.fetch_hot_bytes.get(),

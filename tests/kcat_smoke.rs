@@ -54,6 +54,13 @@ fn kcat_produces_consumes_and_lists() {
         None,
     );
     assert_eq!(from_one, "1 world\n");
+    // acks=0: no response is sent, the messages still land.
+    kcat(
+        &["-b", &b, "-t", "fire", "-P", "-p", "0", "-X", "acks=0"],
+        Some(b"f1\nf2\n"),
+    );
+    let fired = kcat(&["-b", &b, "-t", "fire", "-p", "0", "-C", "-e"], None);
+    assert_eq!(fired, "f1\nf2\n");
     let meta = kcat(&["-b", &b, "-L"], None);
     assert!(meta.contains("topic \"demo\" with 3 partitions"), "{meta}");
     broker.stop();

@@ -29,7 +29,11 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
                 return;
             }
         };
-        match protocol::handle(&shard, frame).await {
+        let in_flight = &shard.stats.requests_in_flight;
+        in_flight.set(in_flight.get() + 1);
+        let answered = protocol::handle(&shard, frame).await;
+        in_flight.set(in_flight.get() - 1);
+        match answered {
             Ok(Some(response)) => {
                 if let Err(e) = write_response(&mut stream, response).await {
                     tracing::debug!(%peer, "write failed: {e}");

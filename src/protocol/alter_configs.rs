@@ -4,11 +4,10 @@
 
 use super::describe_configs::RESOURCE_TOPIC;
 use super::error_code::ErrorCode;
-use super::str_bytes;
+use super::{config_map, str_bytes};
 use crate::shard::Shard;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 pub async fn handle(shard: &Rc<Shard>, req: AlterConfigsRequest) -> AlterConfigsResponse {
@@ -23,16 +22,7 @@ pub async fn handle(shard: &Rc<Shard>, req: AlterConfigsRequest) -> AlterConfigs
                 "only topic configs can be altered".to_string(),
             ))
         } else {
-            let configs: BTreeMap<String, String> = resource
-                .configs
-                .iter()
-                .filter_map(|c| {
-                    Some((
-                        c.name.as_str().to_string(),
-                        c.value.as_ref()?.as_str().to_string(),
-                    ))
-                })
-                .collect();
+            let configs = config_map(resource.configs.iter().map(|c| (&c.name, &c.value)));
             shard
                 .set_topic_configs(resource.resource_name.as_str(), configs, req.validate_only)
                 .await

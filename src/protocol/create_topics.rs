@@ -2,12 +2,11 @@
 //! (-1 means the default, 1), Kafka topic configs, validate_only.
 
 use super::error_code::ErrorCode;
-use super::str_bytes;
+use super::{config_map, str_bytes};
 use crate::shard::Shard;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
-use std::collections::BTreeMap;
 use std::rc::Rc;
 use uuid::Uuid;
 
@@ -62,16 +61,7 @@ async fn create_one(
             )
         }
     };
-    let configs: BTreeMap<String, String> = topic
-        .configs
-        .iter()
-        .filter_map(|c| {
-            Some((
-                c.name.as_str().to_string(),
-                c.value.as_ref()?.as_str().to_string(),
-            ))
-        })
-        .collect();
+    let configs = config_map(topic.configs.iter().map(|c| (&c.name, &c.value)));
     match shard
         .create_topic(name, partitions, configs, validate_only)
         .await

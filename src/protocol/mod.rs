@@ -197,6 +197,15 @@ fn encode(
     Ok(Response(vec![Part::Bytes(buf.freeze())]))
 }
 
+/// Config name/value pairs from a request; null values are left out.
+pub(crate) fn config_map<'a>(
+    pairs: impl Iterator<Item = (&'a StrBytes, &'a Option<StrBytes>)>,
+) -> std::collections::BTreeMap<String, String> {
+    pairs
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.as_ref()?.as_str().to_string())))
+        .collect()
+}
+
 /// A `StrBytes` from any string.
 pub(crate) fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())

@@ -11,6 +11,8 @@ pub struct ShardStats {
     pub fetch_hot_bytes: Cell<u64>,
     /// Record bytes fetched from segment files with `sendfile`.
     pub fetch_cold_bytes: Cell<u64>,
+    /// Requests being handled right now (shutdown waits for them).
+    pub requests_in_flight: Cell<usize>,
 }
 
 impl ShardStats {

@@ -133,6 +133,12 @@ impl TopicTable {
         self.persist()
     }
 
+    fn topic_mut(&mut self, name: &str) -> Result<&mut Topic, TopicError> {
+        self.topics
+            .get_mut(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))
+    }
+
     /// Grows a topic to `partitions` (CreatePartitions), durably unless
     /// `validate_only`.
     pub fn add_partitions(
@@ -141,10 +147,7 @@ impl TopicTable {
         partitions: u32,
         validate_only: bool,
     ) -> Result<Topic, TopicError> {
-        let topic = self
-            .topics
-            .get_mut(name)
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let topic = self.topic_mut(name)?;
         if partitions <= topic.partitions {
             return Err(TopicError::PartitionsCannotShrink(
                 name.to_string(),
@@ -170,10 +173,7 @@ impl TopicTable {
         defaults: &LogConfig,
         validate_only: bool,
     ) -> Result<Topic, TopicError> {
-        let topic = self
-            .topics
-            .get_mut(name)
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let topic = self.topic_mut(name)?;
         let mut t = topic.clone();
         t.configs = configs;
         check_configs(&t, defaults)?;
