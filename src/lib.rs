@@ -11,11 +11,14 @@
 //!   indexes, tail cache, group commit, recovery, retention. Knows nothing
 //!   of the network.
 //! - `config`: the broker's settings, by Kafka's names.
+//! - `bench/`: `strom bench`, a Kafka-protocol load generator (a tool; it
+//!   uses `net::frame` and `log::batch`, nothing depends on it).
 //!
 //! Dependencies point inward: net → protocol → shard → log. Still to come,
 //! as DESIGN.md draws them: the cross-shard mesh and routing, `group/`,
 //! `txn/`, `cluster/`, `metrics/`, `bench/`.
 
+pub mod bench;
 pub mod config;
 pub mod log;
 pub mod net;

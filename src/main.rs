@@ -30,6 +30,9 @@ struct Cli {
 enum Command {
     /// Run the broker: recover the data directory, then serve Kafka clients.
     Serve(ServeArgs),
+    /// Load a Kafka-API broker (strom or any other) and report throughput
+    /// and HDR latency percentiles.
+    Bench(strom::bench::BenchArgs),
     /// Test tool: append and flush batches to one partition directory until
     /// killed, printing "<tag> <offset>" for each batch once its flush
     /// returned. The crash test SIGKILLs it and checks what survived.
@@ -57,6 +60,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
+        Command::Bench(args) => strom::bench::run(args),
         Command::LogWriter {
             dir,
             first_tag,

@@ -1,0 +1,92 @@
+//! `KafkaClient`: a minimal Kafka protocol client on one glommio TCP
+//! connection, for the bench tool: encode a request with the
+//! `kafka-protocol` crate, send it, and read responses in order (the broker
+//! answers each connection in request order, so pipelined requests are
+//! matched first-in first-out).
+
+use crate::net::frame::read_frame;
+use anyhow::{bail, Context};
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_lite::AsyncWriteExt;
+use glommio::net::TcpStream;
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+/// Responses larger than this are refused (a bench fetch asks for less).
+const RESPONSE_BYTES_MAX: usize = 256 << 20;
+
+pub struct KafkaClient {
+    stream: TcpStream,
+    next_correlation: i32,
+}
+
+impl KafkaClient {
+    pub async fn connect(addr: &str) -> anyhow::Result<KafkaClient> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(std::io::Error::from)
+            .with_context(|| format!("connecting to {addr}"))?;
+        stream.set_nodelay(true).map_err(std::io::Error::from)?;
+        Ok(KafkaClient {
+            stream,
+            next_correlation: 0,
+        })
+    }
+
+    /// Sends one request; returns its correlation id.
+    pub async fn send<R: Encodable>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        body: &R,
+    ) -> anyhow::Result<i32> {
+        let correlation = self.next_correlation;
+        self.next_correlation = self.next_correlation.wrapping_add(1);
+        let mut header = RequestHeader::default();
+        header.request_api_key = api as i16;
+        header.request_api_version = version;
+        header.correlation_id = correlation;
+        header.client_id = Some(StrBytes::from_static_str("strom-bench"));
+        let mut buf = BytesMut::with_capacity(256);
+        buf.put_i32(0);
+        header.encode(&mut buf, api.request_header_version(version))?;
+        body.encode(&mut buf, version)?;
+        let size = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&size.to_be_bytes());
+        self.stream.write_all(&buf).await?;
+        Ok(correlation)
+    }
+
+    /// Reads the next response, which must answer `correlation`.
+    pub async fn receive<R: Decodable>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        correlation: i32,
+    ) -> anyhow::Result<R> {
+        let Some(mut frame): Option<Bytes> =
+            read_frame(&mut self.stream, RESPONSE_BYTES_MAX).await?
+        else {
+            bail!("broker closed the connection");
+        };
+        let header = ResponseHeader::decode(&mut frame, api.response_header_version(version))?;
+        if header.correlation_id != correlation {
+            bail!(
+                "response {} does not answer request {correlation}",
+                header.correlation_id
+            );
+        }
+        R::decode(&mut frame, version)
+    }
+
+    /// Sends a request and waits for its response.
+    pub async fn call<Q: Encodable, R: Decodable>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        body: &Q,
+    ) -> anyhow::Result<R> {
+        let correlation = self.send(api, version, body).await?;
+        self.receive(api, version, correlation).await
+    }
+}

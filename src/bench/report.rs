@@ -1,0 +1,88 @@
+//! The result of a bench run: a readable summary, one JSON object
+//! (`--json`), and the percentile distribution in HdrHistogram's `.hgrm`
+//! text format (`--hgrm FILE`), which the usual HdrHistogram plotters read.
+
+use super::producer::RunResult;
+use super::BenchArgs;
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use std::fmt::Write as _;
+
+/// The percentiles reported, as quantiles and names.
+const PERCENTILES: &[(f64, &str)] = &[
+    (0.50, "p50"),
+    (0.90, "p90"),
+    (0.99, "p99"),
+    (0.999, "p99.9"),
+    (0.9999, "p99.99"),
+];
+
+pub fn print(args: &BenchArgs, r: &RunResult) -> anyhow::Result<()> {
+    if let Some(path) = &args.hgrm {
+        std::fs::write(path, hgrm(&r.latency))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let secs = r.elapsed.as_secs_f64().max(1e-9);
+    let counted = r.latency.len();
+    let ms = |v: u64| v as f64 / 1000.0;
+    if args.json {
+        let mut out = String::from("{");
+        write!(
+            out,
+            "\"sent\":{},\"acked\":{},\"errors\":{},\"counted\":{},\"seconds\":{:.6},\"msgs_per_sec\":{:.1},\"mb_per_sec\":{:.3},\"acks\":\"{}\",\"message_size\":{},\"rate\":{},\"latency_ms\":{{",
+            r.sent, r.acked, r.errors, counted, secs, counted as f64 / secs, r.bytes as f64 / secs / 1e6,
+            args.acks, args.message_size, args.rate
+        )?;
+        for (q, name) in PERCENTILES {
+            write!(
+                out,
+                "\"{name}\":{:.3},",
+                ms(r.latency.value_at_quantile(*q))
+            )?;
+        }
+        write!(out, "\"max\":{:.3}}}}}", ms(r.latency.max()))?;
+        println!("{out}");
+        return Ok(());
+    }
+    println!(
+        "produced {} messages of {} B with acks={} ({} errors): {:.0} msg/s, {:.1} MB/s over {:.2} s",
+        r.acked, args.message_size, args.acks, r.errors, counted as f64 / secs, r.bytes as f64 / secs / 1e6, secs
+    );
+    let mut line = String::from("ack latency ms:");
+    for (q, name) in PERCENTILES {
+        write!(line, "  {name} {:.3}", ms(r.latency.value_at_quantile(*q)))?;
+    }
+    write!(line, "  max {:.3}", ms(r.latency.max()))?;
+    println!("{line}");
+    Ok(())
+}
+
+/// The `.hgrm` percentile distribution, values in milliseconds.
+pub fn hgrm(h: &Histogram<u64>) -> String {
+    let mut out = String::from("       Value     Percentile TotalCount 1/(1-Percentile)\n\n");
+    for v in h.iter_quantiles(1) {
+        let q = v.quantile_iterated_to();
+        let inverse = if q < 1.0 {
+            format!("{:.2}", 1.0 / (1.0 - q))
+        } else {
+            "inf".into()
+        };
+        let _ = writeln!(
+            out,
+            "{:12.3} {:14.12} {:10} {:>14}",
+            v.value_iterated_to() as f64 / 1000.0,
+            q,
+            v.count_since_last_iteration(),
+            inverse
+        );
+    }
+    let _ = writeln!(
+        out,
+        "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]\n#[Max     = {:12.3}, Total count    = {:12}]",
+        h.mean() / 1000.0,
+        h.stdev() / 1000.0,
+        h.max() as f64 / 1000.0,
+        h.len()
+    );
+    out
+}
