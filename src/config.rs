@@ -28,6 +28,11 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     /// Broker-wide defaults of every topic's log (`log.segment.bytes`, ...).
     pub log: LogConfig,
+    /// strom (`connection.pipeline.depth`): requests of one connection
+    /// handled at once, answers still in order. 1 is Kafka's one-at-a-time;
+    /// 8 covers librdkafka's default of 5 produce requests in flight, which
+    /// then share fdatasyncs (tuning.md).
+    pub pipeline_depth: usize,
 }
 
 impl BrokerConfig {
@@ -44,6 +49,7 @@ impl BrokerConfig {
             auto_create_topics: true,
             socket_request_max_bytes: 100 << 20,
             log: LogConfig::default(),
+            pipeline_depth: 8,
         }
     }
 }
@@ -139,6 +145,7 @@ impl BrokerConfig {
             }
             "log.dirs" | "log.dir" => self.data_dir = PathBuf::from(value),
             "shards" => self.shards = number()?.max(1) as usize,
+            "connection.pipeline.depth" => self.pipeline_depth = number()?.clamp(1, 64) as usize,
             "broker.id" | "node.id" => self.node_id = number()? as i32,
             "num.partitions" => self.num_partitions = number()?.max(1) as u32,
             "default.replication.factor" if value == "1" => {}

@@ -90,6 +90,10 @@ struct ServeArgs {
     /// auto.create.topics.enable
     #[arg(long, action = clap::ArgAction::Set)]
     auto_create_topics: Option<bool>,
+    /// Requests of one connection handled at once (connection.pipeline.depth)
+    /// [default: 8; 1 = one at a time, as Kafka].
+    #[arg(long)]
+    pipeline_depth: Option<usize>,
     /// A TOML file of Kafka broker settings (num.partitions,
     /// log.segment.bytes, log.retention.ms, socket.request.max.bytes, ...);
     /// flags given on the command line win.
@@ -146,6 +150,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(n) = args.shards {
         config.shards = n;
+    }
+    if let Some(n) = args.pipeline_depth {
+        config.pipeline_depth = n.clamp(1, 64);
     }
     let shards = config.shards.max(1);
     config.shards = shards;

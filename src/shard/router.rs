@@ -12,6 +12,7 @@ use super::Shard;
 use ahash::AHashMap;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::channels::local_channel::{self, LocalSender};
+use glommio::sync::Semaphore;
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
@@ -33,6 +34,10 @@ pub struct Router {
     senders: Option<Senders<Envelope>>,
     pending: RefCell<AHashMap<u64, LocalSender<Reply>>>,
     next_id: Cell<u64>,
+    /// One FIFO lock per peer around `send_to`: requests to a peer leave in
+    /// the order their calls started, even when its channel is full (the
+    /// append order of pipelined produce requests depends on it).
+    send_order: Vec<Semaphore>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +53,7 @@ impl Router {
             senders: None,
             pending: RefCell::new(AHashMap::new()),
             next_id: Cell::new(0),
+            send_order: vec![Semaphore::new(1)],
         }
     }
 
@@ -55,6 +61,9 @@ impl Router {
         Router {
             id: senders.peer_id(),
             count: senders.nr_consumers(),
+            send_order: (0..senders.nr_consumers())
+                .map(|_| Semaphore::new(1))
+                .collect(),
             senders: Some(senders),
             pending: RefCell::new(AHashMap::new()),
             next_id: Cell::new(0),
@@ -95,7 +104,11 @@ impl Router {
             id,
             request,
         };
-        if senders.send_to(to, envelope).await.is_err() {
+        let sent = {
+            let _turn = self.send_order[to].acquire_permit(1).await;
+            senders.send_to(to, envelope).await
+        };
+        if sent.is_err() {
             self.pending.borrow_mut().remove(&id);
             return Err(ShardGone(to));
         }
