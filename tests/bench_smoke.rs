@@ -23,7 +23,11 @@ fn bench(addr: &str, extra: &[&str]) -> serde_json::Value {
 }
 
 fn check_percentiles(v: &serde_json::Value) {
-    let l = &v["latency_ms"];
+    check_ordered(v, "latency_ms");
+}
+
+fn check_ordered(v: &serde_json::Value, key: &str) {
+    let l = &v[key];
     let ordered: Vec<f64> = ["p50", "p90", "p99", "p99.9", "p99.99", "max"]
         .iter()
         .map(|k| l[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}")))
@@ -44,6 +48,8 @@ fn bench_counts_messages_and_reports_ordered_percentiles() {
             "3000",
             "--producers",
             "2",
+            "--consumers",
+            "2",
             "--topic",
             "smoke",
             "--hgrm",
@@ -54,6 +60,9 @@ fn bench_counts_messages_and_reports_ordered_percentiles() {
     assert_eq!(v["errors"], 0, "{v}");
     assert!(v["mb_per_sec"].as_f64().unwrap() > 0.0);
     check_percentiles(&v);
+    // The consumers saw every message and timed it end to end.
+    assert_eq!(v["consumed"], 3000, "{v}");
+    check_ordered(&v, "e2e_latency_ms");
     let dist = std::fs::read_to_string(&hgrm).unwrap();
     assert!(dist.contains("Total count    =         3000"), "{dist}");
 

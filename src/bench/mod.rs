@@ -1,17 +1,18 @@
 //! `strom bench`: a Kafka-protocol load generator with HDR latency
 //! percentiles, usable against strom or any Kafka-API broker.
 //!
-//! This first slice produces: N producer connections on one glommio
-//! executor, open-loop at a target rate (latency is measured from each
-//! message's intended send time, so a stalled broker cannot hide behind a
-//! slowed-down client — no coordinated omission) or unbounded, with Kafka's
-//! batch.size and max.in.flight knobs. It reports throughput and produce
-//! acknowledgement latency percentiles, as text, `--json`, or an `.hgrm`
-//! percentile distribution.
+//! N producer connections on one glommio executor, open-loop at a target
+//! rate (latency is measured from each message's intended send time, so a
+//! stalled broker cannot hide behind a slowed-down client — no coordinated
+//! omission) or unbounded, with Kafka's batch.size and max.in.flight knobs;
+//! optionally consumers tailing the topic for end-to-end latency. It
+//! reports throughput and HDR latency percentiles, as text, `--json`, or
+//! an `.hgrm` percentile distribution.
 //!
 //! A tool, not the broker: errors are `anyhow`.
 
 pub mod client;
+pub mod consumer;
 pub mod producer;
 pub mod report;
 
@@ -24,7 +25,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -61,6 +62,13 @@ pub struct BenchArgs {
     /// Produce requests in flight per connection (max.in.flight).
     #[arg(long, default_value_t = 5)]
     pub in_flight: usize,
+    /// Consumer connections reading the topic while it is produced to,
+    /// reporting end-to-end latency (send time is carried in each value).
+    #[arg(long, default_value_t = 0)]
+    pub consumers: usize,
+    /// Consumers start at the log start instead of the log end.
+    #[arg(long)]
+    pub from_earliest: bool,
     /// Seconds at the start whose messages are not counted.
     #[arg(long, default_value_t = 0.0)]
     pub warmup: f64,
@@ -91,8 +99,21 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("starting the executor: {e}"))?;
     executor.run(async move {
         let partitions = ensure_topic(&args).await?;
-        let result = producer::run(&args, partitions).await?;
-        report::print(&args, &result)
+        let epoch = Instant::now();
+        let warm = epoch + Duration::from_secs_f64(args.warmup.max(0.0));
+        let shared = consumer::Shared::new(epoch, warm)?;
+        let consumers = consumer::start(&args, partitions, &shared).await?;
+        let result = producer::run(&args, partitions, epoch).await?;
+        shared.sent_total.set(Some((result.sent, Instant::now())));
+        let consumed = if consumers.is_empty() {
+            None
+        } else {
+            for c in consumers {
+                c.await?;
+            }
+            Some(shared.result())
+        };
+        report::print(&args, &result, consumed.as_ref())
     })
 }
 

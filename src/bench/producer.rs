@@ -48,7 +48,9 @@ struct Shared {
     last_ack: Cell<Option<Instant>>,
 }
 
-pub async fn run(args: &BenchArgs, partitions: i32) -> anyhow::Result<RunResult> {
+/// `epoch` is what send times in message values count from (shared with
+/// the consumers).
+pub async fn run(args: &BenchArgs, partitions: i32, epoch: Instant) -> anyhow::Result<RunResult> {
     let acks = args.acks()?;
     let producers = args.producers.max(1);
     let shared = Rc::new(Shared {
@@ -86,6 +88,7 @@ pub async fn run(args: &BenchArgs, partitions: i32) -> anyhow::Result<RunResult>
             topic: args.topic.clone(),
             start,
             warm,
+            epoch,
         };
         tasks.push(glommio::spawn_local(produce(client, plan, shared.clone())));
     }
@@ -121,6 +124,7 @@ struct Plan {
     topic: String,
     start: Instant,
     warm: Instant,
+    epoch: Instant,
 }
 
 impl Plan {
@@ -150,7 +154,6 @@ impl Plan {
 }
 
 async fn produce(mut client: KafkaClient, plan: Plan, shared: Rc<Shared>) -> anyhow::Result<()> {
-    let value = vec![b'x'; plan.message_size];
     let mut next = 0u64;
     let mut batches = 0usize;
     let mut in_flight: VecDeque<(i32, Vec<Instant>)> = VecDeque::new();
@@ -164,7 +167,7 @@ async fn produce(mut client: KafkaClient, plan: Plan, shared: Rc<Shared>) -> any
                     .map(|j| plan.due_at(next + j as u64).unwrap_or(now))
                     .collect();
                 let partition = ((plan.id + batches) % plan.partitions as usize) as i32;
-                let request = produce_request(&plan, partition, &value, due);
+                let request = produce_request(&plan, partition, &intended);
                 let correlation = client
                     .send(ApiKey::Produce, PRODUCE_VERSION, &request)
                     .await?;
@@ -235,12 +238,25 @@ fn acknowledge(shared: &Shared, plan: &Plan, intended: &[Instant], at: Instant) 
     shared.last_ack.set(Some(at));
 }
 
-fn produce_request(plan: &Plan, partition: i32, value: &[u8], count: usize) -> ProduceRequest {
+/// A request with one batch: a message per intended send time, each value
+/// starting with that time in microseconds since the epoch (big-endian),
+/// for the consumers' end-to-end latency.
+fn produce_request(plan: &Plan, partition: i32, intended: &[Instant]) -> ProduceRequest {
     let now_ms = crate::log::partition::now_ms();
-    let records: Vec<build::Record<'_>> = (0..count)
-        .map(|_| build::Record {
+    let size = plan.message_size;
+    let mut values = vec![b'x'; size * intended.len()];
+    if size >= 8 {
+        for (chunk, t) in values.chunks_exact_mut(size).zip(intended) {
+            let stamp = t.saturating_duration_since(plan.epoch).as_micros() as u64;
+            chunk[..8].copy_from_slice(&stamp.to_be_bytes());
+        }
+    }
+    let records: Vec<build::Record<'_>> = values
+        .chunks(size.max(1))
+        .take(intended.len())
+        .map(|value| build::Record {
             key: None,
-            value,
+            value: if size == 0 { &[] } else { value },
             timestamp_delta: 0,
         })
         .collect();

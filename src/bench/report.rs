@@ -2,6 +2,7 @@
 //! (`--json`), and the percentile distribution in HdrHistogram's `.hgrm`
 //! text format (`--hgrm FILE`), which the usual HdrHistogram plotters read.
 
+use super::consumer::ConsumeResult;
 use super::producer::RunResult;
 use super::BenchArgs;
 use anyhow::Context;
@@ -17,14 +18,17 @@ const PERCENTILES: &[(f64, &str)] = &[
     (0.9999, "p99.99"),
 ];
 
-pub fn print(args: &BenchArgs, r: &RunResult) -> anyhow::Result<()> {
+pub fn print(
+    args: &BenchArgs,
+    r: &RunResult,
+    consumed: Option<&ConsumeResult>,
+) -> anyhow::Result<()> {
     if let Some(path) = &args.hgrm {
         std::fs::write(path, hgrm(&r.latency))
             .with_context(|| format!("writing {}", path.display()))?;
     }
     let secs = r.elapsed.as_secs_f64().max(1e-9);
     let counted = r.latency.len();
-    let ms = |v: u64| v as f64 / 1000.0;
     if args.json {
         let mut out = String::from("{");
         write!(
@@ -33,14 +37,18 @@ pub fn print(args: &BenchArgs, r: &RunResult) -> anyhow::Result<()> {
             r.sent, r.acked, r.errors, counted, secs, counted as f64 / secs, r.bytes as f64 / secs / 1e6,
             args.acks, args.message_size, args.rate
         )?;
-        for (q, name) in PERCENTILES {
+        write_percentiles(&mut out, &r.latency)?;
+        if let Some(c) = consumed {
+            let secs = c.elapsed.as_secs_f64().max(1e-9);
             write!(
                 out,
-                "\"{name}\":{:.3},",
-                ms(r.latency.value_at_quantile(*q))
+                ",\"consumed\":{},\"consume_mb_per_sec\":{:.3},\"e2e_latency_ms\":{{",
+                c.consumed,
+                c.bytes as f64 / secs / 1e6
             )?;
+            write_percentiles(&mut out, &c.latency)?;
         }
-        write!(out, "\"max\":{:.3}}}}}", ms(r.latency.max()))?;
+        out.push('}');
         println!("{out}");
         return Ok(());
     }
@@ -48,13 +56,43 @@ pub fn print(args: &BenchArgs, r: &RunResult) -> anyhow::Result<()> {
         "produced {} messages of {} B with acks={} ({} errors): {:.0} msg/s, {:.1} MB/s over {:.2} s",
         r.acked, args.message_size, args.acks, r.errors, counted as f64 / secs, r.bytes as f64 / secs / 1e6, secs
     );
-    let mut line = String::from("ack latency ms:");
-    for (q, name) in PERCENTILES {
-        write!(line, "  {name} {:.3}", ms(r.latency.value_at_quantile(*q)))?;
+    println!("ack latency ms:{}", percentile_line(&r.latency));
+    if let Some(c) = consumed {
+        let secs = c.elapsed.as_secs_f64().max(1e-9);
+        println!(
+            "consumed {} messages: {:.1} MB/s",
+            c.consumed,
+            c.bytes as f64 / secs / 1e6
+        );
+        println!("end-to-end latency ms:{}", percentile_line(&c.latency));
     }
-    write!(line, "  max {:.3}", ms(r.latency.max()))?;
-    println!("{line}");
     Ok(())
+}
+
+/// `  p50 x  p90 y ...  max z` of a histogram in microseconds, as ms.
+fn percentile_line(h: &Histogram<u64>) -> String {
+    let mut line = String::new();
+    for (q, name) in PERCENTILES {
+        let _ = write!(
+            line,
+            "  {name} {:.3}",
+            h.value_at_quantile(*q) as f64 / 1000.0
+        );
+    }
+    let _ = write!(line, "  max {:.3}", h.max() as f64 / 1000.0);
+    line
+}
+
+/// `"p50":..,"p90":..,...,"max":..}` of a histogram in microseconds, as ms.
+fn write_percentiles(out: &mut String, h: &Histogram<u64>) -> std::fmt::Result {
+    for (q, name) in PERCENTILES {
+        write!(
+            out,
+            "\"{name}\":{:.3},",
+            h.value_at_quantile(*q) as f64 / 1000.0
+        )?;
+    }
+    write!(out, "\"max\":{:.3}}}", h.max() as f64 / 1000.0)
 }
 
 /// The `.hgrm` percentile distribution, values in milliseconds.

@@ -266,6 +266,17 @@ impl RecordBatch {
         self.bytes = out.freeze();
     }
 
+    /// The records of an uncompressed batch; none for a compressed one
+    /// (the broker never decompresses).
+    pub fn records(&self) -> RecordWalk<'_> {
+        let buf = if self.compression() == 0 {
+            &self.bytes[HEADER_LEN..]
+        } else {
+            &[][..]
+        };
+        RecordWalk { buf }
+    }
+
     /// The offset and timestamp of the first record whose timestamp is at
     /// least `target`, or `None` if no record in the batch qualifies.
     /// Compressed batches are not decompressed here: the batch's first
@@ -279,40 +290,69 @@ impl RecordBatch {
         if self.compression() != 0 || self.is_log_append_time() {
             return Some((self.base_offset(), self.base_timestamp()));
         }
-        let mut records = RecordWalk {
-            buf: &self.bytes[HEADER_LEN..],
-        };
         let base_ts = self.base_timestamp();
-        while let Some((ts_delta, offset_delta)) = records.next_record() {
-            let ts = base_ts.saturating_add(ts_delta);
+        for record in self.records() {
+            let ts = base_ts.saturating_add(record.timestamp_delta);
             if ts >= target {
-                return Some((self.base_offset() + i64::from(offset_delta), ts));
+                return Some((self.base_offset() + i64::from(record.offset_delta), ts));
             }
         }
         Some((self.base_offset(), self.max_timestamp()))
     }
 }
 
-/// Walks the records of an uncompressed batch far enough to read each
-/// record's timestamp and offset delta. Stops quietly on malformed records:
-/// the batch's CRC already vouched for the bytes, and callers only use this
-/// to refine a time lookup.
-struct RecordWalk<'a> {
+/// One record of an uncompressed batch, borrowed from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    pub timestamp_delta: i64,
+    pub offset_delta: i32,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+}
+
+/// Walks the records of an uncompressed batch. Stops quietly on a malformed
+/// record: the batch's CRC already vouched for the bytes, and callers use
+/// this to refine a time lookup or to read values back in tools.
+pub struct RecordWalk<'a> {
     buf: &'a [u8],
 }
 
-impl RecordWalk<'_> {
-    fn next_record(&mut self) -> Option<(i64, i32)> {
+impl<'a> Iterator for RecordWalk<'a> {
+    type Item = RecordView<'a>;
+
+    fn next(&mut self) -> Option<RecordView<'a>> {
         let (len, n) = read_varlong(self.buf)?;
         let len = usize::try_from(len).ok()?;
         let body = self.buf.get(n..n + len)?;
         self.buf = &self.buf[n + len..];
-        // attributes: i8, then timestampDelta varlong, offsetDelta varint.
-        let body = body.get(1..)?;
-        let (ts_delta, m) = read_varlong(body)?;
-        let (offset_delta, _) = read_varlong(&body[m..])?;
-        Some((ts_delta, i32::try_from(offset_delta).ok()?))
+        // attributes i8, timestampDelta varlong, offsetDelta varint, key,
+        // value (varint length, -1 for null), headers.
+        let mut at = 1;
+        let (timestamp_delta, m) = read_varlong(body.get(at..)?)?;
+        at += m;
+        let (offset_delta, m) = read_varlong(body.get(at..)?)?;
+        at += m;
+        let (key, m) = read_bytes(body.get(at..)?)?;
+        at += m;
+        let (value, _) = read_bytes(body.get(at..)?)?;
+        Some(RecordView {
+            timestamp_delta,
+            offset_delta: i32::try_from(offset_delta).ok()?,
+            key,
+            value,
+        })
     }
+}
+
+/// A varint-length-prefixed nullable byte string; returns it and the bytes
+/// consumed.
+fn read_bytes(buf: &[u8]) -> Option<(Option<&[u8]>, usize)> {
+    let (len, n) = read_varlong(buf)?;
+    if len < 0 {
+        return Some((None, n));
+    }
+    let len = usize::try_from(len).ok()?;
+    Some((Some(buf.get(n..n + len)?), n + len))
 }
 
 /// Zig-zag varint as Kafka encodes record fields. Returns the value and the
@@ -522,6 +562,33 @@ mod tests {
         assert_eq!(batches.len(), 2);
         two.extend_from_slice(&one[..20]);
         assert!(RecordBatch::split_all(Bytes::from(two)).is_err());
+    }
+
+    #[test]
+    fn records_walk_yields_keys_values_and_deltas() {
+        let recs = [
+            Record {
+                key: Some(b"k1"),
+                value: b"v1",
+                timestamp_delta: 0,
+            },
+            Record {
+                key: None,
+                value: b"",
+                timestamp_delta: 7,
+            },
+        ];
+        let b = RecordBatch::split_first(&mut batch(5, &recs)).unwrap();
+        let got: Vec<RecordView<'_>> = b.records().collect();
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            (got[0].key, got[0].value, got[0].offset_delta),
+            (Some(&b"k1"[..]), Some(&b"v1"[..]), 0)
+        );
+        assert_eq!(
+            (got[1].key, got[1].value, got[1].timestamp_delta),
+            (None, Some(&b""[..]), 7)
+        );
     }
 
     #[test]

@@ -1,0 +1,224 @@
+//! The consuming side of `strom bench`: consumer connections that fetch the
+//! bench topic's partitions (split round-robin between them) and measure
+//! end-to-end latency — from each message's intended send time, which the
+//! producer writes into the first 8 bytes of its value, to the moment the
+//! consumer decodes it.
+
+use super::client::KafkaClient;
+use super::BenchArgs;
+use crate::log::RecordBatch;
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+    TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Fetch v11: sessionless, topic names (not ids), every broker since 2.3.
+const FETCH_VERSION: i16 = 11;
+/// How long consumers keep reading after the producers finished.
+const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+pub struct ConsumeResult {
+    pub consumed: u64,
+    pub bytes: u64,
+    pub elapsed: Duration,
+    /// End-to-end latency, microseconds.
+    pub latency: Histogram<u64>,
+}
+
+/// What consumers and producers share: when the run started (the epoch of
+/// the send times in values) and, once producing is over, how many
+/// messages were sent.
+pub struct Shared {
+    pub start: Instant,
+    pub warm: Instant,
+    pub sent_total: Cell<Option<(u64, Instant)>>,
+    consumed: Cell<u64>,
+    bytes: Cell<u64>,
+    first: Cell<Option<Instant>>,
+    last: Cell<Option<Instant>>,
+    latency: RefCell<Histogram<u64>>,
+}
+
+impl Shared {
+    pub fn new(start: Instant, warm: Instant) -> anyhow::Result<Rc<Shared>> {
+        Ok(Rc::new(Shared {
+            start,
+            warm,
+            sent_total: Cell::new(None),
+            consumed: Cell::new(0),
+            bytes: Cell::new(0),
+            first: Cell::new(None),
+            last: Cell::new(None),
+            latency: RefCell::new(Histogram::new_with_bounds(1, 3_600_000_000, 3)?),
+        }))
+    }
+
+    pub fn result(&self) -> ConsumeResult {
+        let elapsed = match (self.first.get(), self.last.get()) {
+            (Some(a), Some(b)) => b.saturating_duration_since(a),
+            _ => Duration::ZERO,
+        };
+        ConsumeResult {
+            consumed: self.consumed.get(),
+            bytes: self.bytes.get(),
+            elapsed,
+            latency: self.latency.borrow().clone(),
+        }
+    }
+}
+
+/// Connects the consumers and finds where each partition starts (the log
+/// end, or its start with `--from-earliest`); returns one task per consumer.
+pub async fn start(
+    args: &BenchArgs,
+    partitions: i32,
+    shared: &Rc<Shared>,
+) -> anyhow::Result<Vec<glommio::Task<anyhow::Result<()>>>> {
+    let mut tasks = Vec::with_capacity(args.consumers);
+    for id in 0..args.consumers {
+        let mine: Vec<i32> = (0..partitions)
+            .filter(|p| *p as usize % args.consumers == id)
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let mut client = KafkaClient::connect(&args.bootstrap).await?;
+        let offsets = start_offsets(&mut client, &args.topic, &mine, args.from_earliest).await?;
+        let (topic, shared) = (args.topic.clone(), shared.clone());
+        tasks.push(glommio::spawn_local(consume(
+            client, topic, offsets, shared,
+        )));
+    }
+    Ok(tasks)
+}
+
+async fn start_offsets(
+    client: &mut KafkaClient,
+    topic: &str,
+    partitions: &[i32],
+    earliest: bool,
+) -> anyhow::Result<Vec<(i32, i64)>> {
+    let mut t = ListOffsetsTopic::default();
+    t.name = TopicName(StrBytes::from_string(topic.to_string()));
+    t.partitions = partitions
+        .iter()
+        .map(|&p| {
+            let mut lp = ListOffsetsPartition::default();
+            lp.partition_index = p;
+            lp.timestamp = if earliest { -2 } else { -1 };
+            lp
+        })
+        .collect();
+    let mut req = ListOffsetsRequest::default();
+    req.replica_id = BrokerId(-1);
+    req.topics = vec![t];
+    let r: ListOffsetsResponse = client.call(ApiKey::ListOffsets, 1, &req).await?;
+    Ok(r.topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| (p.partition_index, p.offset.max(0)))
+        .collect())
+}
+
+async fn consume(
+    mut client: KafkaClient,
+    topic: String,
+    mut offsets: Vec<(i32, i64)>,
+    shared: Rc<Shared>,
+) -> anyhow::Result<()> {
+    loop {
+        if let Some((sent, done_at)) = shared.sent_total.get() {
+            if shared.consumed.get() >= sent || done_at.elapsed() > DRAIN_GRACE {
+                return Ok(());
+            }
+        }
+        let response: FetchResponse = client
+            .call(
+                ApiKey::Fetch,
+                FETCH_VERSION,
+                &fetch_request(&topic, &offsets),
+            )
+            .await?;
+        let now = Instant::now();
+        for t in &response.responses {
+            for p in &t.partitions {
+                let Some(slot) = offsets.iter_mut().find(|(i, _)| *i == p.partition_index) else {
+                    continue;
+                };
+                if p.error_code != 0 {
+                    anyhow::bail!(
+                        "fetch of partition {} failed with error code {}",
+                        p.partition_index,
+                        p.error_code
+                    );
+                }
+                if let Some(records) = &p.records {
+                    slot.1 = take(records.clone(), slot.1, now, &shared);
+                }
+            }
+        }
+    }
+}
+
+/// Accounts for every record at or after `offset`; returns the next offset.
+fn take(mut records: Bytes, mut offset: i64, now: Instant, shared: &Shared) -> i64 {
+    let mut latency = shared.latency.borrow_mut();
+    // A broker may end a response with a partial batch: stop there.
+    while let Ok(batch) = RecordBatch::split_first(&mut records) {
+        for r in batch.records() {
+            let at = batch.base_offset() + i64::from(r.offset_delta);
+            if at < offset {
+                continue;
+            }
+            let value = r.value.unwrap_or_default();
+            if let Some(stamp) = value.get(..8) {
+                let intended = shared.start
+                    + Duration::from_micros(u64::from_be_bytes(stamp.try_into().expect("8 bytes")));
+                if intended >= shared.warm {
+                    latency.saturating_record(
+                        now.saturating_duration_since(intended).as_micros().max(1) as u64,
+                    );
+                }
+            }
+            shared.consumed.set(shared.consumed.get() + 1);
+            shared.bytes.set(shared.bytes.get() + value.len() as u64);
+        }
+        offset = offset.max(batch.last_offset() + 1);
+        shared.first.set(shared.first.get().or(Some(now)));
+        shared.last.set(Some(now));
+    }
+    offset
+}
+
+fn fetch_request(topic: &str, offsets: &[(i32, i64)]) -> FetchRequest {
+    let mut t = FetchTopic::default();
+    t.topic = TopicName(StrBytes::from_string(topic.to_string()));
+    t.partitions = offsets
+        .iter()
+        .map(|&(p, o)| {
+            let mut fp = FetchPartition::default();
+            fp.partition = p;
+            fp.fetch_offset = o;
+            fp.partition_max_bytes = 1 << 20;
+            fp.log_start_offset = -1;
+            fp.current_leader_epoch = -1;
+            fp
+        })
+        .collect();
+    let mut req = FetchRequest::default();
+    req.replica_id = BrokerId(-1);
+    req.max_wait_ms = 100;
+    req.min_bytes = 1;
+    req.max_bytes = 50 << 20;
+    req.session_epoch = -1;
+    req.topics = vec![t];
+    req
+}
