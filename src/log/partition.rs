@@ -24,12 +24,10 @@ use super::appender::SegmentAppender;
 use super::batch::{BatchError, RecordBatch};
 use super::config::LogConfig;
 use super::error::{IoContext, LogError, Result};
-use super::index::OffsetIndex;
 use super::io_probe::DmaReady;
 use super::recovery::{open_sealed, recover_active, write_indexes};
 use super::segment::{file_name, BatchScanner, FileSlice, Scanned, Segment, SegmentFiles};
 use super::tail_cache::TailCache;
-use super::time_index::TimeIndex;
 use bytes::Bytes;
 use glommio::sync::Semaphore;
 use std::cell::RefCell;
@@ -681,17 +679,9 @@ async fn create_segment(dir: &Path, base: u64, config: &LogConfig) -> Result<Seg
         .context(|| format!("syncing {}", dir.display()))?;
     let _ = directory.close().await;
     let appender = SegmentAppender::new(files.dma.clone(), config.write_buffer_bytes, 0, &[], base);
-    Ok(Segment {
-        files,
-        size: 0,
-        next_offset: base,
-        index: OffsetIndex::new(),
-        time_index: TimeIndex::new(),
-        bytes_since_index: 0,
-        max_timestamp: -1,
-        rolling_ms: None,
-        appender: Some(appender),
-    })
+    let mut segment = Segment::empty(files);
+    segment.appender = Some(appender);
+    Ok(segment)
 }
 
 fn closed<T>(_: glommio::GlommioError<T>) -> LogError {

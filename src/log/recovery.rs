@@ -37,18 +37,7 @@ async fn scan(files: Rc<SegmentFiles>, config: &LogConfig) -> Result<Scan> {
         .file_size()
         .await
         .context(|| format!("sizing {}", files.log_path.display()))?;
-    let base = files.base_offset;
-    let mut segment = Segment {
-        files: files.clone(),
-        size: 0,
-        next_offset: base,
-        index: OffsetIndex::new(),
-        time_index: TimeIndex::new(),
-        bytes_since_index: 0,
-        max_timestamp: -1,
-        rolling_ms: None,
-        appender: None,
-    };
+    let mut segment = Segment::empty(files.clone());
     let mut scanner = BatchScanner::new(&files, file_size);
     let mut pos = 0u64;
     let mut reason = None;

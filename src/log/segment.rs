@@ -128,6 +128,22 @@ pub struct Segment {
 }
 
 impl Segment {
+    /// A segment with no batches yet, starting at its files' base offset.
+    pub fn empty(files: Rc<SegmentFiles>) -> Segment {
+        let next_offset = files.base_offset;
+        Segment {
+            files,
+            size: 0,
+            next_offset,
+            index: OffsetIndex::new(),
+            time_index: TimeIndex::new(),
+            bytes_since_index: 0,
+            max_timestamp: -1,
+            rolling_ms: None,
+            appender: None,
+        }
+    }
+
     pub fn base_offset(&self) -> u64 {
         self.files.base_offset
     }
