@@ -63,6 +63,23 @@ fn bench_counts_messages_and_reports_ordered_percentiles() {
     // The consumers saw every message and timed it end to end.
     assert_eq!(v["consumed"], 3000, "{v}");
     check_ordered(&v, "e2e_latency_ms");
+    // Consume only: read those 3,000 back from the log start.
+    let v = bench(
+        &broker.addr,
+        &[
+            "--producers",
+            "0",
+            "--consumers",
+            "2",
+            "--from-earliest",
+            "--messages",
+            "3000",
+            "--topic",
+            "smoke",
+        ],
+    );
+    assert_eq!(v["consumed"], 3000, "{v}");
+    assert_eq!(v["sent"], 0, "{v}");
     let dist = std::fs::read_to_string(&hgrm).unwrap();
     assert!(dist.contains("Total count    =         3000"), "{dist}");
 

@@ -52,7 +52,9 @@ pub struct BenchArgs {
     /// Seconds to run when --messages is not given.
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
-    /// Producer connections.
+    /// Producer connections; 0 only consumes (`--consumers`, usually with
+    /// `--from-earliest` and `--messages N`: read N messages, measuring
+    /// fetch throughput without producing).
     #[arg(long, default_value_t = 4)]
     pub producers: usize,
     /// Bytes per batch (Kafka's batch.size): a batch holds at most this
@@ -103,8 +105,22 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let warm = epoch + Duration::from_secs_f64(args.warmup.max(0.0));
         let shared = consumer::Shared::new(epoch, warm)?;
         let consumers = consumer::start(&args, partitions, &shared).await?;
-        let result = producer::run(&args, partitions, epoch).await?;
-        shared.sent_total.set(Some((result.sent, Instant::now())));
+        if args.producers == 0 && (consumers.is_empty() || args.messages.is_none()) {
+            bail!("--producers 0 needs --consumers and --messages (how many to read)");
+        }
+        let result = if args.producers == 0 {
+            // Consume only: stop after --messages, or --duration plus the
+            // drain grace.
+            let until = Instant::now() + Duration::from_secs_f64(args.duration.max(0.0));
+            shared
+                .sent_total
+                .set(Some((args.messages.unwrap_or(0), until)));
+            producer::RunResult::empty()?
+        } else {
+            let result = producer::run(&args, partitions, epoch).await?;
+            shared.sent_total.set(Some((result.sent, Instant::now())));
+            result
+        };
         let consumed = if consumers.is_empty() {
             None
         } else {

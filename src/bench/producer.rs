@@ -39,6 +39,20 @@ pub struct RunResult {
     pub latency: Histogram<u64>,
 }
 
+impl RunResult {
+    /// The result of a run that produced nothing (consume-only).
+    pub fn empty() -> anyhow::Result<RunResult> {
+        Ok(RunResult {
+            sent: 0,
+            acked: 0,
+            errors: 0,
+            bytes: 0,
+            elapsed: Duration::ZERO,
+            latency: Histogram::new_with_bounds(1, 3_600_000_000, 3)?,
+        })
+    }
+}
+
 struct Shared {
     sent: Cell<u64>,
     acked: Cell<u64>,
