@@ -52,9 +52,13 @@ impl Broker {
         broker
     }
 
+    /// Ready once the startup line is logged (every shard bound and
+    /// recovered) and the port accepts connections.
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&self.addr).is_err() {
+        while !self.log_text().contains("strom is serving")
+            || TcpStream::connect(&self.addr).is_err()
+        {
             assert!(
                 Instant::now() < deadline,
                 "strom did not listen: {}",
