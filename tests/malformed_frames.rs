@@ -7,6 +7,9 @@ mod common;
 
 use common::broker::Broker;
 use common::test_dir;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseHeader, TopicName};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -60,6 +63,23 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// A Produce v7 frame for partition 0 of "keep" with the given records.
+fn produce_frame(records: Option<bytes::Bytes>) -> Vec<u8> {
+    let mut data = PartitionProduceData::default();
+    data.index = 0;
+    data.records = records;
+    let mut topic = TopicProduceData::default();
+    topic.name = TopicName(StrBytes::from_static_str("keep"));
+    topic.partition_data = vec![data];
+    let mut req = ProduceRequest::default();
+    req.acks = 1;
+    req.timeout_ms = 1000;
+    req.topic_data = vec![topic];
+    let mut body = bytes::BytesMut::new();
+    req.encode(&mut body, 7).unwrap();
+    frame(0, 7, &body)
 }
 
 fn kcat_metadata_ok(addr: &str) -> bool {
@@ -135,6 +155,21 @@ fn malformed_input_closes_one_connection_and_nothing_else() {
         35,
         "UNSUPPORTED_VERSION"
     );
+
+    // 9. Produce requests with a null and an empty record set: answered
+    // with INVALID_RECORD per partition, on the same connection.
+    let mut s = connect(&broker.addr);
+    for records in [None, Some(bytes::Bytes::new())] {
+        s.write_all(&produce_frame(records)).unwrap();
+        let mut size = [0u8; 4];
+        s.read_exact(&mut size).unwrap();
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        s.read_exact(&mut body).unwrap();
+        let mut body = bytes::Bytes::from(body);
+        ResponseHeader::decode(&mut body, 0).unwrap();
+        let r = ProduceResponse::decode(&mut body, 7).unwrap();
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 87);
+    }
 
     // The broker is alive, the old connection still answers, clients work,
     // and nothing on disk changed.

@@ -93,6 +93,10 @@ fn invalid_batches_are_refused_and_nothing_is_appended() {
             Err(LogError::Batch(BatchError::MessageTooLarge { .. }))
         ));
         assert_eq!(p.next_offset(), 0);
+        assert!(matches!(
+            p.append(Vec::new()).await,
+            Err(LogError::Batch(BatchError::InvalidRecord(_)))
+        ));
         let mut raw = batch(3, 1, 10, 0).into_bytes().to_vec();
         let last = raw.len() - 1;
         raw[last] ^= 1;

@@ -116,14 +116,13 @@ impl RecordBatch {
     }
 
     /// Splits a buffer of concatenated batches (a produce request's record
-    /// set) into whole, validated batches. A trailing partial batch is an
-    /// error: a producer never sends one.
+    /// set) into whole batches, checking lengths only: the log validates
+    /// each batch (CRC included) once, when it appends it. A trailing
+    /// partial batch is an error: a producer never sends one.
     pub fn split_all(mut buf: Bytes) -> Result<Vec<RecordBatch>, BatchError> {
         let mut batches = Vec::new();
         while !buf.is_empty() {
-            let batch = RecordBatch::split_first(&mut buf)?;
-            batch.validate()?;
-            batches.push(batch);
+            batches.push(RecordBatch::split_first(&mut buf)?);
         }
         Ok(batches)
     }

@@ -275,7 +275,10 @@ impl Partition {
     /// Appends with an explicit clock (`segment.ms` and `flush.ms` use it).
     /// Either every batch is appended or, on a validation error, none is.
     pub async fn append_at(&self, batches: Vec<RecordBatch>, now_ms: i64) -> Result<AppendInfo> {
-        assert!(!batches.is_empty(), "append needs at least one batch");
+        if batches.is_empty() {
+            // A produce request with a null or empty record set.
+            return Err(BatchError::InvalidRecord("no record batch to append").into());
+        }
         let config = self.config();
         for batch in &batches {
             batch.validate_for_append(config.max_message_bytes)?;
