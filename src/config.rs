@@ -146,6 +146,9 @@ impl BrokerConfig {
             "log.dirs" | "log.dir" => self.data_dir = PathBuf::from(value),
             "shards" => self.shards = number()?.max(1) as usize,
             "connection.pipeline.depth" => self.pipeline_depth = number()?.clamp(1, 64) as usize,
+            "log.retention.check.interval.ms" => {
+                self.log.retention_check_interval_ms = number()?.max(1)
+            }
             "broker.id" | "node.id" => self.node_id = number()? as i32,
             "num.partitions" => self.num_partitions = number()?.max(1) as u32,
             "default.replication.factor" if value == "1" => {}

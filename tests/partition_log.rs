@@ -331,7 +331,7 @@ fn flush_timer_makes_old_data_durable_without_an_explicit_flush() {
             ..small_config()
         };
         let p = std::rc::Rc::new(open(&path, config).await);
-        let timer = strom::log::flush_timer::spawn(&p);
+        let timer = strom::log::housekeeping::spawn(&p);
         p.append(vec![batch(0, 5, 100, 0)]).await.unwrap();
         assert_eq!(p.durable_offset(), 0);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -345,5 +345,34 @@ fn flush_timer_makes_old_data_durable_without_an_explicit_flush() {
         drop(p);
         // The timer stops once the partition is gone.
         timer.await;
+    });
+}
+
+#[test]
+fn housekeeping_applies_retention_without_being_asked() {
+    // Proves the broker-side timer enforces retention.bytes on its own, as
+    // Kafka's log.retention.check.interval.ms does.
+    let dir = test_dir();
+    let path = dir.path().join("t-0");
+    run(move || async move {
+        let config = LogConfig {
+            retention_bytes: 64 << 10,
+            retention_check_interval_ms: 20,
+            ..small_config()
+        };
+        let p = std::rc::Rc::new(open(&path, config).await);
+        for tag in 0..300 {
+            p.append(vec![batch(tag, 1, 1000, 0)]).await.unwrap();
+        }
+        let before = p.segment_count();
+        assert!(before > 3);
+        strom::log::housekeeping::spawn(&p).detach();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while p.log_start() == 0 {
+            assert!(std::time::Instant::now() < deadline, "retention never ran");
+            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(p.segment_count() < before);
+        assert!(p.size_bytes() < (64 << 10) + (64 << 10));
     });
 }

@@ -19,6 +19,9 @@ pub struct LogConfig {
     /// `retention.bytes`: delete the oldest sealed segments while the log is
     /// larger than this; negative means no size limit.
     pub retention_bytes: i64,
+    /// Broker-wide `log.retention.check.interval.ms`: how often the
+    /// housekeeping timer applies retention. Kafka's default, 5 minutes.
+    pub retention_check_interval_ms: i64,
     /// `index.interval.bytes`: one offset-index entry per this many bytes.
     pub index_interval_bytes: u64,
     /// `segment.index.bytes`: the largest offset index; a full index rolls
@@ -60,6 +63,7 @@ impl Default for LogConfig {
             segment_ms: 7 * 24 * 3_600_000,
             retention_ms: 7 * 24 * 3_600_000,
             retention_bytes: -1,
+            retention_check_interval_ms: 300_000,
             index_interval_bytes: 4096,
             segment_index_bytes: 10 << 20,
             max_message_bytes: 1_048_588,

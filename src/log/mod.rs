@@ -9,7 +9,7 @@
 //! - `index`, `time_index`: the sparse indexes, Kafka's file formats.
 //! - `tail_cache`: recent batches in memory for consumers at the tail.
 //! - `partition`: append / read / flush / roll / retention / time lookup.
-//! - `flush_timer`: the `flush.ms` policy, a timer per partition.
+//! - `housekeeping`: `flush.ms` and retention, a timer per partition.
 //! - `recovery`: truncating torn tails and rebuilding indexes on open.
 //! - `log_dir`: a data directory of partitions.
 //! - `io_probe`: the glommio io-poll pitfall, handled once per thread.
@@ -18,7 +18,7 @@ pub mod appender;
 pub mod batch;
 pub mod config;
 pub mod error;
-pub mod flush_timer;
+pub mod housekeeping;
 pub mod index;
 pub mod io_probe;
 pub mod log_dir;

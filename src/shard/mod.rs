@@ -20,7 +20,7 @@ pub mod topics;
 use crate::config::BrokerConfig;
 use crate::log::io_probe::{ensure_dma_reads, DmaReady};
 use crate::log::log_dir::TopicPartition;
-use crate::log::{flush_timer, LogConfig, LogError, Partition};
+use crate::log::{housekeeping, LogConfig, LogError, Partition};
 use ahash::AHashMap;
 use router::{Router, ShardGone};
 use signal::AppendSignal;
@@ -51,7 +51,6 @@ pub struct Shard {
     dma: DmaReady,
     pub appended: AppendSignal,
     pub stats: ShardStats,
-    flush_timers: RefCell<Vec<glommio::Task<()>>>,
 }
 
 impl Shard {
@@ -68,7 +67,6 @@ impl Shard {
             dma,
             appended: AppendSignal::default(),
             stats: ShardStats::default(),
-            flush_timers: RefCell::new(Vec::new()),
         });
         let topics: Vec<Topic> = shard.topics.borrow().iter().cloned().collect();
         for topic in topics {
@@ -116,9 +114,8 @@ impl Shard {
         let tp = TopicPartition::new(topic, index);
         let dir = tp.dir(&self.config.data_dir);
         let partition = Rc::new(Partition::open(&dir, log_config.clone(), &self.dma).await?);
-        self.flush_timers
-            .borrow_mut()
-            .push(flush_timer::spawn(&partition));
+        // The timer ends by itself once the partition is dropped.
+        housekeeping::spawn(&partition).detach();
         self.partitions.borrow_mut().insert(tp, partition);
         Ok(())
     }

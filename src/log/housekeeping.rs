@@ -1,5 +1,8 @@
-//! The `flush.ms` half of the flush policy: a timer task per partition that
-//! fdatasyncs data nobody flushed explicitly once it is old enough.
+//! A partition's background duties, on one timer task per partition:
+//! the `flush.ms` half of the flush policy (fdatasync data nobody flushed
+//! explicitly once it is old enough) and retention (delete whole segments
+//! past `retention.ms` / `retention.bytes` every
+//! `log.retention.check.interval.ms`, as Kafka's log cleaner thread does).
 //!
 //! Runs on the partition's shard. Holds only a weak reference, so it stops
 //! by itself once the partition is dropped.
@@ -18,15 +21,24 @@ fn tick(flush_ms: i64) -> Duration {
 pub fn spawn(partition: &Rc<Partition>) -> glommio::Task<()> {
     let weak: Weak<Partition> = Rc::downgrade(partition);
     let period = tick(partition.config().flush_ms);
+    let mut retention_checked = now_ms();
     glommio::spawn_local(async move {
         loop {
             glommio::timer::sleep(period).await;
             let Some(partition) = weak.upgrade() else {
                 return;
             };
-            if let Err(e) = partition.flush_if_due(now_ms()).await {
+            let now = now_ms();
+            if let Err(e) = partition.flush_if_due(now).await {
                 tracing::error!(partition = %partition.dir().display(), "timed flush failed: {e}");
                 return;
+            }
+            let interval = partition.config().retention_check_interval_ms;
+            if now.saturating_sub(retention_checked) >= interval {
+                retention_checked = now;
+                if let Err(e) = partition.enforce_retention(now).await {
+                    tracing::error!(partition = %partition.dir().display(), "retention failed: {e}");
+                }
             }
         }
     })
