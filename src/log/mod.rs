@@ -11,7 +11,7 @@
 //! - `partition`: append / read / flush / roll / retention / time lookup.
 //! - `housekeeping`: `flush.ms` and retention, a timer per partition.
 //! - `recovery`: truncating torn tails and rebuilding indexes on open.
-//! - `log_dir`: a data directory of partitions.
+//! - `log_dir`: where a partition lives in the data directory.
 //! - `io_probe`: the glommio io-poll pitfall, handled once per thread.
 
 pub mod appender;

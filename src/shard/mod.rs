@@ -133,8 +133,15 @@ impl Shard {
         for (tp, p) in doomed {
             let _ = p.close().await;
             drop(p);
+            // Unlinking gigabytes of segments can take a while: off the shard.
             let dir = tp.dir(&self.config.data_dir);
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
+            let removed = glommio::executor()
+                .spawn_blocking({
+                    let dir = dir.clone();
+                    move || std::fs::remove_dir_all(dir)
+                })
+                .await;
+            if let Err(e) = removed {
                 tracing::warn!(dir = %dir.display(), "deleting partition files: {e}");
             }
         }
