@@ -17,7 +17,7 @@ pub enum Request {
     /// Append each item's record set; with acks=-1 reply only once durable.
     Produce { acks: i16, items: Vec<(Key, Bytes)> },
     /// Read from each item's offset, at most the given bytes.
-    Read { items: Vec<(Key, u64, usize)> },
+    Read { items: Vec<(Key, (u64, usize))> },
     /// ListOffsets: earliest (-2), latest (-1) or by timestamp.
     ListOffsets { items: Vec<(Key, i64)> },
     /// Reply once this shard appended anything after `seen` (its append

@@ -40,7 +40,7 @@ impl Shard {
             Request::Read { items } => {
                 let generation = self.appended.generation();
                 let mut out = Vec::with_capacity(items.len());
-                for ((topic, index), offset, max) in items {
+                for ((topic, index), (offset, max)) in items {
                     out.push(self.read_local(&topic, index, offset, max).await);
                 }
                 Reply::Read {
@@ -126,6 +126,23 @@ impl Shard {
         out
     }
 
+    /// Sends each owner its items as one request and returns the per-item
+    /// results in request order; `unpack` turns an owner's reply into its
+    /// items' results.
+    async fn per_owner<T, R>(
+        self: &Rc<Self>,
+        items: Vec<(Key, T)>,
+        make: impl Fn(Vec<(Key, T)>) -> Request,
+        mut unpack: impl FnMut(usize, Reply) -> Vec<Result<R, ShardError>>,
+    ) -> Vec<Result<R, ShardError>> {
+        let mut results = slots(items.len());
+        let groups = self.group(items, &mut results);
+        for (owner, positions, reply) in self.fan_out(groups, make).await {
+            spread(&mut results, positions, reply, |r| unpack(owner, r));
+        }
+        filled(results)
+    }
+
     /// Appends each item's records on its owner; in request order, the base
     /// offset and log start offset of each, or its error.
     pub async fn produce(
@@ -133,42 +150,33 @@ impl Shard {
         acks: i16,
         items: Vec<(Key, Bytes)>,
     ) -> Vec<Result<(u64, u64), ShardError>> {
-        let mut results = slots(items.len());
-        let groups = self.group(items, &mut results);
-        for (_, positions, reply) in self
-            .fan_out(groups, |items| Request::Produce { acks, items })
-            .await
-        {
-            spread(&mut results, positions, reply, |r| match r {
-                Reply::Produce(v) => v,
-                _ => unreachable!("produce gets produce replies"),
-            });
-        }
-        filled(results)
+        let make = |items| Request::Produce { acks, items };
+        self.per_owner(items, make, |_, reply| match reply {
+            Reply::Produce(v) => v,
+            _ => unreachable!("produce gets produce replies"),
+        })
+        .await
     }
 
-    /// Reads each item on its owner. Also returns, per shard involved, its
-    /// append generation at read time (for `wait_for_appends`).
+    /// Reads each item (offset, max bytes) on its owner. Also returns, per
+    /// shard involved, its append generation at read time (for
+    /// `wait_for_appends`).
     pub async fn read(
         self: &Rc<Self>,
         items: Vec<(Key, (u64, usize))>,
     ) -> (Vec<Result<ReadOk, ShardError>>, Vec<(usize, u64)>) {
-        let mut results = slots(items.len());
-        let groups = self.group(items, &mut results);
         let mut generations = Vec::new();
-        let make = |items: Vec<(Key, (u64, usize))>| Request::Read {
-            items: items.into_iter().map(|(k, (o, m))| (k, o, m)).collect(),
-        };
-        for (owner, positions, reply) in self.fan_out(groups, make).await {
-            spread(&mut results, positions, reply, |r| match r {
+        let make = |items| Request::Read { items };
+        let results = self
+            .per_owner(items, make, |owner, reply| match reply {
                 Reply::Read { generation, items } => {
                     generations.push((owner, generation));
                     items
                 }
                 _ => unreachable!("read gets read replies"),
-            });
-        }
-        (filled(results), generations)
+            })
+            .await;
+        (results, generations)
     }
 
     /// ListOffsets on each item's owner: Some((offset, timestamp)), or None
@@ -177,18 +185,12 @@ impl Shard {
         self: &Rc<Self>,
         items: Vec<(Key, i64)>,
     ) -> Vec<Result<Option<(u64, i64)>, ShardError>> {
-        let mut results = slots(items.len());
-        let groups = self.group(items, &mut results);
-        for (_, positions, reply) in self
-            .fan_out(groups, |items| Request::ListOffsets { items })
-            .await
-        {
-            spread(&mut results, positions, reply, |r| match r {
-                Reply::ListOffsets(v) => v,
-                _ => unreachable!("list offsets gets list offsets replies"),
-            });
-        }
-        filled(results)
+        let make = |items| Request::ListOffsets { items };
+        self.per_owner(items, make, |_, reply| match reply {
+            Reply::ListOffsets(v) => v,
+            _ => unreachable!("list offsets gets list offsets replies"),
+        })
+        .await
     }
 
     /// Resolves when any of the shards in `generations` appended since, or
