@@ -48,7 +48,16 @@ impl Broker {
     fn start(data: &Path, port: u16, shards: &str) -> Broker {
         let addr = format!("127.0.0.1:{port}");
         let child = Command::new(env!("CARGO_BIN_EXE_strom"))
-            .args(["serve", "--shards", shards, "--listen", &addr, "--data-dir"])
+            .args([
+                "serve",
+                "--shards",
+                shards,
+                "--listen",
+                &addr,
+                "--metrics-listen",
+                "none",
+                "--data-dir",
+            ])
             .arg(data)
             .stderr(Stdio::null())
             .spawn()

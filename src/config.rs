@@ -33,7 +33,18 @@ pub struct BrokerConfig {
     /// 8 covers librdkafka's default of 5 produce requests in flight, which
     /// then share fdatasyncs (tuning.md).
     pub pipeline_depth: usize,
+    /// strom (`metrics.listen`): where `/metrics` is served; None turns it
+    /// off. Default 127.0.0.1:9644.
+    pub metrics_listen: Option<SocketAddr>,
+    /// `socket.send.buffer.bytes` / `socket.receive.buffer.bytes`: SO_SNDBUF
+    /// and SO_RCVBUF of client connections; -1 leaves the kernel's
+    /// autotuning (strom's default; Kafka's is 102400 — tuning.md).
+    pub socket_send_buffer_bytes: i32,
+    pub socket_receive_buffer_bytes: i32,
 }
+
+/// Where `/metrics` is served unless told otherwise.
+pub const METRICS_LISTEN_DEFAULT: &str = "127.0.0.1:9644";
 
 impl BrokerConfig {
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> BrokerConfig {
@@ -50,6 +61,9 @@ impl BrokerConfig {
             socket_request_max_bytes: 100 << 20,
             log: LogConfig::default(),
             pipeline_depth: 8,
+            metrics_listen: METRICS_LISTEN_DEFAULT.parse().ok(),
+            socket_send_buffer_bytes: -1,
+            socket_receive_buffer_bytes: -1,
         }
     }
 }
@@ -158,6 +172,18 @@ impl BrokerConfig {
             }
             "socket.request.max.bytes" => {
                 self.socket_request_max_bytes = number()?.max(64) as usize
+            }
+            "socket.send.buffer.bytes" => {
+                self.socket_send_buffer_bytes = number()?.clamp(-1, i32::MAX as i64) as i32
+            }
+            "socket.receive.buffer.bytes" => {
+                self.socket_receive_buffer_bytes = number()?.clamp(-1, i32::MAX as i64) as i32
+            }
+            "metrics.listen" => {
+                self.metrics_listen = match value {
+                    "" | "none" | "off" => None,
+                    addr => Some(addr.parse().map_err(|_| invalid("not host:port or none"))?),
+                }
             }
             _ => match LOG_KEYS.iter().find(|(k, _, _)| *k == key) {
                 Some(&(_, topic_key, scale)) => {

@@ -10,17 +10,20 @@
 //! - `log/`: partition logs — RecordBatches in direct-I/O segment files,
 //!   indexes, tail cache, group commit, recovery, retention. Knows nothing
 //!   of the network.
+//! - `metrics/`: per-shard latency histograms and counters, merged for
+//!   `/metrics` (Prometheus text) and `strom stats`.
 //! - `config`: the broker's settings, by Kafka's names.
 //! - `bench/`: `strom bench`, a Kafka-protocol load generator (a tool; it
 //!   uses `net::frame` and `log::batch`, nothing depends on it).
 //!
 //! Dependencies point inward: net → protocol → shard → log. Still to come,
-//! as DESIGN.md draws them: the cross-shard mesh and routing, `group/`,
-//! `txn/`, `cluster/`, `metrics/`, `bench/`.
+//! as DESIGN.md draws them: `group/`,
+//! `txn/`, `cluster/`.
 
 pub mod bench;
 pub mod config;
 pub mod log;
+pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod shard;

@@ -33,6 +33,13 @@ enum Command {
     /// Load a Kafka-API broker (strom or any other) and report throughput
     /// and HDR latency percentiles.
     Bench(strom::bench::BenchArgs),
+    /// Print a running broker's measurements (its `/metrics`) as tables:
+    /// latency per stage, requests and errors per API, partitions.
+    Stats {
+        /// The broker's --metrics-listen address.
+        #[arg(long, default_value = strom::config::METRICS_LISTEN_DEFAULT)]
+        metrics: String,
+    },
     /// Test tool: append and flush batches to one partition directory until
     /// killed, printing "<tag> <offset>" for each batch once its flush
     /// returned. The crash test SIGKILLs it and checks what survived.
@@ -61,6 +68,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::Bench(args) => strom::bench::run(args),
+        Command::Stats { metrics } => stats(&metrics),
         Command::LogWriter {
             dir,
             first_tag,
@@ -94,6 +102,10 @@ struct ServeArgs {
     /// [default: 8; 1 = one at a time, as Kafka].
     #[arg(long)]
     pipeline_depth: Option<usize>,
+    /// Where `/metrics` (Prometheus text) is served, or `none`
+    /// (metrics.listen) [default: 127.0.0.1:9644].
+    #[arg(long)]
+    metrics_listen: Option<String>,
     /// A TOML file of Kafka broker settings (num.partitions,
     /// log.segment.bytes, log.retention.ms, socket.request.max.bytes, ...);
     /// flags given on the command line win.
@@ -154,8 +166,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(n) = args.pipeline_depth {
         config.pipeline_depth = n.clamp(1, 64);
     }
+    if let Some(addr) = &args.metrics_listen {
+        config
+            .apply("metrics.listen", addr)
+            .context("--metrics-listen")?;
+    }
     let shards = config.shards.max(1);
     config.shards = shards;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => {
+            Some(bind_metrics(addr).with_context(|| format!("metrics listener on {addr}"))?)
+        }
+        None => None,
+    };
+    let mut metrics_listener = metrics_listener.map(std::os::fd::IntoRawFd::into_raw_fd);
     install_shutdown_handlers();
     let mesh = MeshBuilder::<Envelope, Full>::full(shards, MESH_CHANNEL_CAPACITY);
     let startup = Arc::new(Startup {
@@ -166,9 +190,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut handles = Vec::with_capacity(shards);
     for id in 0..shards {
         let (config, mesh, startup) = (config.clone(), mesh.clone(), startup.clone());
+        let metrics = if id == 0 {
+            metrics_listener.take()
+        } else {
+            None
+        };
         let handle = glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(id % cores))
             .name(&format!("strom-shard-{id}"))
-            .spawn(move || run_shard(id, config, mesh, startup))
+            .spawn(move || run_shard(id, config, mesh, startup, metrics))
             .map_err(|e| anyhow::anyhow!("starting shard {id}: {e}"))?;
         handles.push(handle);
     }
@@ -191,6 +220,30 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long a taken metrics port is retried at startup.
+const METRICS_BIND_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Binds `/metrics`' port without SO_REUSEPORT, so a port another process
+/// serves is an error rather than silently shared. A broker restarted
+/// right after a crash may find it still held for a moment (the dead
+/// process's io_uring is torn down asynchronously, with its pending
+/// accept), so EADDRINUSE is retried for a few seconds.
+fn bind_metrics(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let patience = Instant::now() + METRICS_BIND_PATIENCE;
+    loop {
+        match std::net::TcpListener::bind(addr) {
+            Ok(l) => {
+                l.set_nonblocking(true)?;
+                return Ok(l);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < patience => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// How long shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -210,6 +263,7 @@ async fn run_shard(
     config: BrokerConfig,
     mesh: MeshBuilder<Envelope, Full>,
     startup: Arc<Startup>,
+    metrics_listener: Option<std::os::fd::RawFd>,
 ) -> anyhow::Result<(u64, u64)> {
     let shards = config.shards;
     let (router, receivers) = if shards == 1 {
@@ -239,6 +293,7 @@ async fn run_shard(
         tracing::info!(
             listen = %shard.config.listen,
             advertised = format!("{}:{}", shard.config.advertised_host, shard.config.advertised_port),
+            metrics = shard.config.metrics_listen.map_or("none".to_string(), |a| format!("http://{a}/metrics")),
             shards,
             data_dir = %shard.config.data_dir.display(),
             topics = shard.topics().len(),
@@ -248,6 +303,13 @@ async fn run_shard(
         );
     }
     let accepting = glommio::spawn_local(listener::accept_loop(shard.clone(), listener));
+    let metrics = metrics_listener.map(|fd| {
+        use std::os::fd::FromRawFd;
+        // SAFETY: `fd` is the listening socket `serve` bound and released
+        // with `into_raw_fd`; this is its only owner from here on.
+        let l = unsafe { glommio::net::TcpListener::from_raw_fd(fd) };
+        glommio::spawn_local(strom::net::metrics_http::serve(shard.clone(), l))
+    });
     while !SHUTDOWN.load(Ordering::SeqCst) {
         glommio::timer::sleep(Duration::from_millis(50)).await;
     }
@@ -255,17 +317,45 @@ async fn run_shard(
         tracing::info!("shutting down: no new connections, flushing every partition");
     }
     accepting.cancel().await;
+    if let Some(m) = metrics {
+        m.cancel().await;
+    }
     // Let requests already being handled finish (a long-polling fetch ends
     // at its deadline), up to a bound.
     let patience = Instant::now() + SHUTDOWN_GRACE;
-    while shard.stats.requests_in_flight.get() > 0 && Instant::now() < patience {
+    while shard.metrics.requests_in_flight.get() > 0 && Instant::now() < patience {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
     shard.flush_all().await.context("flushing at shutdown")?;
     Ok((
-        shard.stats.fetch_hot_bytes.get(),
-        shard.stats.fetch_cold_bytes.get(),
+        shard.metrics.fetch_hot_bytes.get(),
+        shard.metrics.fetch_cold_bytes.get(),
     ))
+}
+
+/// `strom stats`: scrapes `/metrics` and prints it as tables.
+fn stats(addr: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let timeout = Duration::from_secs(10);
+    let socket: SocketAddr = addr
+        .parse()
+        .with_context(|| format!("{addr} is not host:port"))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&socket, timeout).with_context(|| {
+        format!("connecting to {addr} (is strom serving with --metrics-listen {addr}?)")
+    })?;
+    stream.set_read_timeout(Some(timeout))?;
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("the answer is not HTTP")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        anyhow::bail!("{addr} answered {}", head.lines().next().unwrap_or(""));
+    }
+    let samples = strom::metrics::exposition::parse(body)?;
+    print!("{}", strom::metrics::table::render(&samples));
+    Ok(())
 }
 
 fn log_writer(dir: PathBuf, first_tag: u64, writers: u64) -> anyhow::Result<()> {

@@ -14,7 +14,9 @@ use super::error_code::ErrorCode;
 use super::fetch_response::{encode, PartitionResult, TopicResult};
 use super::Response;
 use crate::log::ReadChunk;
+use crate::metrics::{self, Stage};
 use crate::shard::Shard;
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::FetchRequest;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -34,11 +36,28 @@ pub async fn handle(
     loop {
         let (topics, bytes, errors, generations) = read(shard, &req).await;
         if bytes >= req.min_bytes.max(1) as usize || errors || Instant::now() >= deadline {
-            shard.stats.count_fetch(&topics);
+            count(shard, &topics);
             return encode(version, correlation_id, topics);
         }
+        let waiting = Instant::now();
         shard.wait_for_appends(generations, deadline).await;
+        shard.metrics.since(Stage::FetchWait, waiting);
     }
+}
+
+/// Counts record bytes by source (tail cache or sendfile) and error codes.
+fn count(shard: &Shard, topics: &[TopicResult]) {
+    let m = &shard.metrics;
+    let mut errors = 0;
+    for p in topics.iter().flat_map(|t| &t.partitions) {
+        errors += u64::from(p.error_code != 0);
+        match &p.records {
+            ReadChunk::Cached(_) => metrics::add(&m.fetch_hot_bytes, p.records.len() as u64),
+            ReadChunk::File(_) => metrics::add(&m.fetch_cold_bytes, p.records.len() as u64),
+            ReadChunk::Empty => {}
+        }
+    }
+    m.count_errors(ApiKey::Fetch as i16, errors);
 }
 
 /// One pass over the requested partitions: the results, the record bytes in

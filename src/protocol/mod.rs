@@ -25,11 +25,13 @@ pub mod metadata;
 pub mod produce;
 
 use crate::log::FileSlice;
+use crate::metrics::Stage;
 use crate::shard::Shard;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::rc::Rc;
+use std::time::Instant;
 
 /// What strom implements, by API: (key, min version, max version).
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
@@ -122,9 +124,11 @@ pub async fn handle(
         version,
         reason: e.to_string(),
     };
+    let decoding = Instant::now();
     let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
         .map_err(undecodable)?;
     let request = RequestKind::decode(api, &mut frame, version).map_err(undecodable)?;
+    shard.metrics.since(Stage::Decode, decoding);
     let client = header
         .client_id
         .as_ref()
@@ -169,7 +173,40 @@ pub async fn handle(
         }
         _ => return Err(ProtocolError::UnsupportedVersion { api, version }),
     };
+    shard.metrics.count_errors(key, error_codes(&response));
     encode(api, version, correlation_id, &response).map(Some)
+}
+
+/// How many error codes other than NONE an answer carries (for the
+/// per-API error counters; Fetch counts its own).
+fn error_codes(response: &ResponseKind) -> u64 {
+    let codes: Vec<i16> = match response {
+        ResponseKind::Produce(r) => r
+            .responses
+            .iter()
+            .flat_map(|t| t.partition_responses.iter().map(|p| p.error_code))
+            .collect(),
+        ResponseKind::ListOffsets(r) => r
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .collect(),
+        ResponseKind::Metadata(r) => r.topics.iter().map(|t| t.error_code).collect(),
+        ResponseKind::CreateTopics(r) => r.topics.iter().map(|t| t.error_code).collect(),
+        ResponseKind::DeleteTopics(r) => r.responses.iter().map(|t| t.error_code).collect(),
+        ResponseKind::CreatePartitions(r) => r.results.iter().map(|t| t.error_code).collect(),
+        ResponseKind::DescribeConfigs(r) => r.results.iter().map(|t| t.error_code).collect(),
+        ResponseKind::AlterConfigs(r) => r.responses.iter().map(|t| t.error_code).collect(),
+        ResponseKind::IncrementalAlterConfigs(r) => {
+            r.responses.iter().map(|t| t.error_code).collect()
+        }
+        ResponseKind::FindCoordinator(r) => std::iter::once(r.error_code)
+            .chain(r.coordinators.iter().map(|c| c.error_code))
+            .collect(),
+        ResponseKind::ApiVersions(r) => vec![r.error_code],
+        _ => Vec::new(),
+    };
+    codes.iter().filter(|&&c| c != 0).count() as u64
 }
 
 /// A whole response frame: size, response header, body.

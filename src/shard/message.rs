@@ -6,6 +6,7 @@
 use super::topics::Topic;
 use super::ShardError;
 use crate::log::ReadChunk;
+use crate::metrics::Snapshot;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -27,6 +28,8 @@ pub enum Request {
     Admin(AdminOp),
     /// Shard 0 tells every shard about a changed topic.
     TopicUpdate(TopicUpdate),
+    /// A copy of the shard's measurements (for `/metrics`).
+    Metrics,
 }
 
 pub enum AdminOp {
@@ -73,4 +76,5 @@ pub enum Reply {
     Watched,
     Admin(Result<Option<Topic>, ShardError>),
     Updated(Result<(), ShardError>),
+    Metrics(Box<Snapshot>),
 }

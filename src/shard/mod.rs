@@ -14,17 +14,16 @@ pub mod ownership;
 pub mod router;
 pub mod service;
 pub mod signal;
-pub mod stats;
 pub mod topics;
 
 use crate::config::BrokerConfig;
 use crate::log::io_probe::{ensure_dma_reads, DmaReady};
 use crate::log::log_dir::TopicPartition;
 use crate::log::{housekeeping, LogConfig, LogError, Partition};
+use crate::metrics::{PartitionStats, ShardMetrics, Snapshot};
 use ahash::AHashMap;
 use router::{Router, ShardGone};
 use signal::AppendSignal;
-use stats::ShardStats;
 use std::cell::RefCell;
 use std::rc::Rc;
 use topics::{Topic, TopicError, TopicTable};
@@ -50,7 +49,7 @@ pub struct Shard {
     partitions: RefCell<AHashMap<TopicPartition, Rc<Partition>>>,
     dma: DmaReady,
     pub appended: AppendSignal,
-    pub stats: ShardStats,
+    pub metrics: ShardMetrics,
 }
 
 impl Shard {
@@ -66,7 +65,7 @@ impl Shard {
             partitions: RefCell::new(AHashMap::new()),
             dma,
             appended: AppendSignal::default(),
-            stats: ShardStats::default(),
+            metrics: ShardMetrics::default(),
         });
         let topics: Vec<Topic> = shard.topics.borrow().iter().cloned().collect();
         for topic in topics {
@@ -167,6 +166,22 @@ impl Shard {
     /// Partitions this shard has open.
     pub fn partition_count(&self) -> usize {
         self.partitions.borrow().len()
+    }
+
+    /// This shard's measurements, with its partitions' offsets and sizes.
+    pub fn metrics_snapshot(&self) -> Snapshot {
+        let mut snapshot = self.metrics.snapshot();
+        for (tp, p) in self.partitions.borrow().iter() {
+            snapshot.partitions.push(PartitionStats {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                shard: self.id(),
+                log_start_offset: p.log_start(),
+                log_end_offset: p.next_offset(),
+                size_bytes: p.size_bytes(),
+            });
+        }
+        snapshot
     }
 
     /// Flushes every partition; used at shutdown.

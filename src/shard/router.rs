@@ -9,22 +9,28 @@
 
 use super::message::{Reply, Request};
 use super::Shard;
+use crate::metrics::Stage;
 use ahash::AHashMap;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::sync::Semaphore;
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
+use std::time::Instant;
 
+/// `sent` is when the envelope entered the mesh: the receiver records the
+/// hop (`Stage::Hop`); `Instant`s compare across threads (CLOCK_MONOTONIC).
 pub enum Envelope {
     Request {
         from: usize,
         id: u64,
         request: Request,
+        sent: Instant,
     },
     Reply {
         id: u64,
         reply: Reply,
+        sent: Instant,
     },
 }
 
@@ -99,13 +105,14 @@ impl Router {
         self.next_id.set(id + 1);
         let (tx, rx) = local_channel::new_bounded(1);
         self.pending.borrow_mut().insert(id, tx);
-        let envelope = Envelope::Request {
-            from: self.id,
-            id,
-            request,
-        };
         let sent = {
             let _turn = self.send_order[to].acquire_permit(1).await;
+            let envelope = Envelope::Request {
+                from: self.id,
+                id,
+                request,
+                sent: Instant::now(),
+            };
             senders.send_to(to, envelope).await
         };
         if sent.is_err() {
@@ -133,18 +140,30 @@ impl Router {
 
     fn deliver(&self, shard: &Rc<Shard>, envelope: Envelope) {
         match envelope {
-            Envelope::Reply { id, reply } => {
+            Envelope::Reply { id, reply, sent } => {
+                shard.metrics.since(Stage::Hop, sent);
                 if let Some(tx) = self.pending.borrow_mut().remove(&id) {
                     // The caller may have gone (its connection closed).
                     let _ = tx.try_send(reply);
                 }
             }
-            Envelope::Request { from, id, request } => {
+            Envelope::Request {
+                from,
+                id,
+                request,
+                sent,
+            } => {
+                shard.metrics.since(Stage::Hop, sent);
                 let shard = shard.clone();
                 glommio::spawn_local(async move {
                     let reply = shard.execute(request).await;
                     if let Some(senders) = shard.router.senders.as_ref() {
-                        let _ = senders.send_to(from, Envelope::Reply { id, reply }).await;
+                        let envelope = Envelope::Reply {
+                            id,
+                            reply,
+                            sent: Instant::now(),
+                        };
+                        let _ = senders.send_to(from, envelope).await;
                     }
                 })
                 .detach();

@@ -6,6 +6,7 @@
 use super::message::{Key, ReadOk, Reply, Request};
 use super::{Shard, ShardError};
 use crate::log::{LogError, RecordBatch};
+use crate::metrics::{Snapshot, Stage};
 use bytes::Bytes;
 use futures_lite::future;
 use glommio::channels::local_channel;
@@ -78,6 +79,7 @@ impl Shard {
             }
             Request::Admin(op) => Reply::Admin(self.admin_local(op).await),
             Request::TopicUpdate(update) => Reply::Updated(self.apply_topic_update(update).await),
+            Request::Metrics => Reply::Metrics(Box::new(self.metrics_snapshot())),
         }
     }
 
@@ -193,6 +195,20 @@ impl Shard {
         .await
     }
 
+    /// Every shard's measurements merged (shards that do not answer are
+    /// left out, and `shards` says how many did).
+    pub async fn collect_metrics(self: &Rc<Self>) -> Snapshot {
+        let mut merged = self.metrics_snapshot();
+        for owner in (0..self.router.count()).filter(|&s| s != self.id()) {
+            if let Ok(Reply::Metrics(snapshot)) =
+                self.router.call(self, owner, Request::Metrics).await
+            {
+                merged.merge(*snapshot);
+            }
+        }
+        merged
+    }
+
     /// Resolves when any of the shards in `generations` appended since, or
     /// at `deadline`.
     pub async fn wait_for_appends(
@@ -237,7 +253,9 @@ impl Shard {
                     .partition(&topic, index)
                     .ok_or_else(|| ShardError::UnknownPartition(topic.clone(), index))?;
                 let batches = RecordBatch::split_all(records).map_err(LogError::from)?;
+                let started = Instant::now();
                 let info = partition.append(batches).await?;
+                self.metrics.since(Stage::Append, started);
                 if acks == -1 {
                     to_flush.push((out.len(), partition.clone()));
                 }
@@ -250,7 +268,10 @@ impl Shard {
         // acks=all: durable before we answer; each flush shares its
         // fdatasync with every other producer waiting on that partition.
         for (i, partition) in to_flush {
-            if let Err(e) = partition.flush().await {
+            let started = Instant::now();
+            let flushed = partition.flush().await;
+            self.metrics.since(Stage::FsyncWait, started);
+            if let Err(e) = flushed {
                 out[i] = Err(e.into());
             }
         }

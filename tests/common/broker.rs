@@ -11,7 +11,10 @@ pub struct Broker {
     pub addr: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
+    /// Where `/metrics` is served.
+    pub metrics_addr: String,
     port: u16,
+    metrics_port: u16,
 }
 
 fn free_port() -> u16 {
@@ -22,19 +25,29 @@ fn free_port() -> u16 {
 impl Broker {
     /// Starts a broker on `data_dir` and waits until it accepts connections.
     pub fn start(data_dir: &Path) -> Broker {
-        Broker::start_on(data_dir, free_port(), &[])
+        Broker::start_on(data_dir, (free_port(), free_port()), &[])
     }
 
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Broker {
-        Broker::start_on(data_dir, free_port(), extra)
+        Broker::start_on(data_dir, (free_port(), free_port()), extra)
     }
 
-    fn start_on(data_dir: &Path, port: u16, extra: &[&str]) -> Broker {
+    /// `ports`: Kafka's and `/metrics`'.
+    fn start_on(data_dir: &Path, ports: (u16, u16), extra: &[&str]) -> Broker {
+        let (port, metrics_port) = ports;
         let addr = format!("127.0.0.1:{port}");
+        let metrics_addr = format!("127.0.0.1:{metrics_port}");
         let log = data_dir.with_extension(format!("{port}.log"));
         let stderr = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_strom"))
-            .args(["serve", "--listen", &addr, "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                &addr,
+                "--metrics-listen",
+                &metrics_addr,
+            ])
+            .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
             .stdout(Stdio::null())
@@ -46,7 +59,9 @@ impl Broker {
             addr,
             data_dir: data_dir.to_path_buf(),
             log,
+            metrics_addr,
             port,
+            metrics_port,
         };
         broker.wait_ready();
         broker
@@ -83,7 +98,7 @@ impl Broker {
     /// Kills and starts again on the same port and data dir.
     pub fn restart_after_kill(&mut self) {
         self.kill();
-        let fresh = Broker::start_on(&self.data_dir, self.port, &[]);
+        let fresh = Broker::start_on(&self.data_dir, (self.port, self.metrics_port), &[]);
         *self = fresh;
     }
 
