@@ -102,3 +102,79 @@ fn bench_counts_messages_and_reports_ordered_percentiles() {
     assert!((0.4..5.0).contains(&secs), "took {secs} s: {v}");
     check_percentiles(&v);
 }
+
+/// Two bench shards, keyed and compressed messages with linger, and the
+/// SVG plot: every message produced is consumed (the consumers decompress
+/// to read the send stamps), keys land where Kafka's partitioner puts
+/// them, and the plot has a line per latency.
+#[test]
+fn sharded_keyed_compressed_bench_and_its_plot() {
+    let dir = test_dir();
+    let broker = Broker::start_with(&dir.path().join("data"), &["--shards", "2"]);
+    let plot = dir.path().join("latency.svg");
+    for codec in ["lz4", "zstd"] {
+        let topic = format!("keyed-{codec}");
+        let v = bench(
+            &broker.addr,
+            &[
+                "--messages",
+                "4000",
+                "--rate",
+                "8000",
+                "--linger-ms",
+                "2",
+                "--producers",
+                "3",
+                "--consumers",
+                "2",
+                "--shards",
+                "2",
+                "--keys",
+                "50",
+                "--compression",
+                codec,
+                "--topic",
+                &topic,
+                "--plot",
+                plot.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(v["acked"], 4000, "{v}");
+        assert_eq!(v["errors"], 0, "{v}");
+        assert_eq!(v["consumed"], 4000, "{v}");
+        assert_eq!(v["shards"], 2, "{v}");
+        check_percentiles(&v);
+        check_ordered(&v, "e2e_latency_ms");
+        // Each key's messages all went to murmur2(key) % 6.
+        let out = Command::new("kcat")
+            .args(["-b", &broker.addr, "-t", &topic, "-C", "-e", "-q"])
+            .args(["-f", "%k %p\n"])
+            .output()
+            .expect("kcat");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut seen = std::collections::HashMap::new();
+        for line in text.lines() {
+            let (key, partition) = line.split_once(' ').expect("key and partition");
+            let p: i32 = partition.parse().expect("partition");
+            assert_eq!(
+                p,
+                strom::bench::partitioner::partition_for(key.as_bytes(), 6),
+                "{key}"
+            );
+            *seen.entry(key.to_string()).or_insert(0) += 1;
+        }
+        assert_eq!(seen.len(), 50, "{text}");
+        let partitions: std::collections::HashSet<&str> =
+            text.lines().filter_map(|l| l.split(' ').nth(1)).collect();
+        assert_eq!(partitions.len(), 6, "the topic got --partitions 6");
+        assert_eq!(seen.values().sum::<i32>(), 4000);
+    }
+    let svg = std::fs::read_to_string(&plot).expect("plot written");
+    assert!(svg.starts_with("<svg"), "{svg}");
+    assert_eq!(
+        svg.matches("<polyline").count(),
+        2,
+        "ack and end-to-end lines"
+    );
+    assert!(svg.contains("99.9%"));
+}

@@ -2,11 +2,13 @@
 //! connection, for the bench tool: encode a request with the
 //! `kafka-protocol` crate, send it, and read responses in order (the broker
 //! answers each connection in request order, so pipelined requests are
-//! matched first-in first-out).
+//! matched first-in first-out). `split` gives a sending and a receiving
+//! half, so a producer can keep sending while acknowledgements arrive.
 
 use crate::net::frame::read_frame;
 use anyhow::{bail, Context};
 use bytes::{BufMut, Bytes, BytesMut};
+use futures_lite::io::{split, ReadHalf, WriteHalf};
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
@@ -16,8 +18,19 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 const RESPONSE_BYTES_MAX: usize = 256 << 20;
 
 pub struct KafkaClient {
-    stream: TcpStream,
+    requests: RequestWriter,
+    responses: ResponseReader,
+}
+
+/// The sending half of a connection.
+pub struct RequestWriter {
+    stream: WriteHalf<TcpStream>,
     next_correlation: i32,
+}
+
+/// The receiving half of a connection.
+pub struct ResponseReader {
+    stream: ReadHalf<TcpStream>,
 }
 
 impl KafkaClient {
@@ -27,12 +40,33 @@ impl KafkaClient {
             .map_err(std::io::Error::from)
             .with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true).map_err(std::io::Error::from)?;
+        let (read, write) = split(stream);
         Ok(KafkaClient {
-            stream,
-            next_correlation: 0,
+            requests: RequestWriter {
+                stream: write,
+                next_correlation: 0,
+            },
+            responses: ResponseReader { stream: read },
         })
     }
 
+    pub fn split(self) -> (RequestWriter, ResponseReader) {
+        (self.requests, self.responses)
+    }
+
+    /// Sends a request and waits for its response.
+    pub async fn call<Q: Encodable, R: Decodable>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        body: &Q,
+    ) -> anyhow::Result<R> {
+        let correlation = self.requests.send(api, version, body).await?;
+        self.responses.receive(api, version, correlation).await
+    }
+}
+
+impl RequestWriter {
     /// Sends one request; returns its correlation id.
     pub async fn send<R: Encodable>(
         &mut self,
@@ -56,7 +90,9 @@ impl KafkaClient {
         self.stream.write_all(&buf).await?;
         Ok(correlation)
     }
+}
 
+impl ResponseReader {
     /// Reads the next response, which must answer `correlation`.
     pub async fn receive<R: Decodable>(
         &mut self,
@@ -77,16 +113,5 @@ impl KafkaClient {
             );
         }
         R::decode(&mut frame, version)
-    }
-
-    /// Sends a request and waits for its response.
-    pub async fn call<Q: Encodable, R: Decodable>(
-        &mut self,
-        api: ApiKey,
-        version: i16,
-        body: &Q,
-    ) -> anyhow::Result<R> {
-        let correlation = self.send(api, version, body).await?;
-        self.receive(api, version, correlation).await
     }
 }

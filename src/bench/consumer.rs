@@ -5,7 +5,8 @@
 //! consumer decodes it.
 
 use super::client::KafkaClient;
-use super::BenchArgs;
+use super::latency_histogram;
+use super::{BenchArgs, Totals};
 use crate::log::RecordBatch;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
@@ -16,8 +17,11 @@ use kafka_protocol::messages::{
     TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::RecordBatchDecoder;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Fetch v11: sessionless, topic names (not ids), every broker since 2.3.
@@ -28,18 +32,41 @@ const DRAIN_GRACE: Duration = Duration::from_secs(10);
 pub struct ConsumeResult {
     pub consumed: u64,
     pub bytes: u64,
-    pub elapsed: Duration,
+    pub first: Option<Instant>,
+    pub last: Option<Instant>,
     /// End-to-end latency, microseconds.
     pub latency: Histogram<u64>,
 }
 
-/// What consumers and producers share: when the run started (the epoch of
-/// the send times in values) and, once producing is over, how many
-/// messages were sent.
+impl ConsumeResult {
+    /// Adds another shard's result.
+    pub fn merge(&mut self, other: ConsumeResult) {
+        self.consumed += other.consumed;
+        self.bytes += other.bytes;
+        self.first = match (self.first, other.first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last = self.last.max(other.last);
+        let _ = self.latency.add(&other.latency);
+    }
+
+    /// First to last fetched message.
+    pub fn elapsed(&self) -> Duration {
+        match (self.first, self.last) {
+            (Some(a), Some(b)) => b.saturating_duration_since(a),
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+/// What this shard's consumers share: the epoch of the send times in
+/// values, the warm-up end, the totals of every bench shard (to know when
+/// everything sent was consumed), and this shard's counts.
 pub struct Shared {
     pub start: Instant,
     pub warm: Instant,
-    pub sent_total: Cell<Option<(u64, Instant)>>,
+    totals: Arc<Totals>,
     consumed: Cell<u64>,
     bytes: Cell<u64>,
     first: Cell<Option<Instant>>,
@@ -48,28 +75,25 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(start: Instant, warm: Instant) -> anyhow::Result<Rc<Shared>> {
-        Ok(Rc::new(Shared {
+    pub fn new(start: Instant, warm: Instant, totals: Arc<Totals>) -> Rc<Shared> {
+        Rc::new(Shared {
             start,
             warm,
-            sent_total: Cell::new(None),
+            totals,
             consumed: Cell::new(0),
             bytes: Cell::new(0),
             first: Cell::new(None),
             last: Cell::new(None),
-            latency: RefCell::new(Histogram::new_with_bounds(1, 3_600_000_000, 3)?),
-        }))
+            latency: RefCell::new(latency_histogram()),
+        })
     }
 
     pub fn result(&self) -> ConsumeResult {
-        let elapsed = match (self.first.get(), self.last.get()) {
-            (Some(a), Some(b)) => b.saturating_duration_since(a),
-            _ => Duration::ZERO,
-        };
         ConsumeResult {
             consumed: self.consumed.get(),
             bytes: self.bytes.get(),
-            elapsed,
+            first: self.first.get(),
+            last: self.last.get(),
             latency: self.latency.borrow().clone(),
         }
     }
@@ -79,11 +103,12 @@ impl Shared {
 /// end, or its start with `--from-earliest`); returns one task per consumer.
 pub async fn start(
     args: &BenchArgs,
+    consumer_ids: &[usize],
     partitions: i32,
     shared: &Rc<Shared>,
 ) -> anyhow::Result<Vec<glommio::Task<anyhow::Result<()>>>> {
-    let mut tasks = Vec::with_capacity(args.consumers);
-    for id in 0..args.consumers {
+    let mut tasks = Vec::with_capacity(consumer_ids.len());
+    for &id in consumer_ids {
         let mine: Vec<i32> = (0..partitions)
             .filter(|p| *p as usize % args.consumers == id)
             .collect();
@@ -135,10 +160,8 @@ async fn consume(
     shared: Rc<Shared>,
 ) -> anyhow::Result<()> {
     loop {
-        if let Some((sent, done_at)) = shared.sent_total.get() {
-            if shared.consumed.get() >= sent || done_at.elapsed() > DRAIN_GRACE {
-                return Ok(());
-            }
+        if shared.totals.all_consumed(DRAIN_GRACE) {
+            return Ok(());
         }
         let response: FetchResponse = client
             .call(
@@ -171,14 +194,41 @@ async fn consume(
 /// Accounts for every record at or after `offset`; returns the next offset.
 fn take(mut records: Bytes, mut offset: i64, now: Instant, shared: &Shared) -> i64 {
     let mut latency = shared.latency.borrow_mut();
+    let before = shared.consumed.get();
     // A broker may end a response with a partial batch: stop there.
     while let Ok(batch) = RecordBatch::split_first(&mut records) {
-        for r in batch.records() {
-            let at = batch.base_offset() + i64::from(r.offset_delta);
+        // (offset, value) of each record; compressed batches decoded by the
+        // kafka-protocol codecs, as a client would.
+        let values: Vec<(i64, Bytes)> = if batch.compression() == 0 {
+            batch
+                .records()
+                .map(|r| {
+                    let value = r.value.unwrap_or_default();
+                    let at = batch.base_offset() + i64::from(r.offset_delta);
+                    (at, batch.as_bytes().slice_ref(value))
+                })
+                .collect()
+        } else {
+            let mut raw = batch.as_bytes().clone();
+            match RecordBatchDecoder::decode(&mut raw) {
+                Ok(set) => set
+                    .records
+                    .into_iter()
+                    .map(|r| (r.offset, r.value.unwrap_or_default()))
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(
+                        "undecodable compressed batch at {}: {e}",
+                        batch.base_offset()
+                    );
+                    Vec::new()
+                }
+            }
+        };
+        for (at, value) in values {
             if at < offset {
                 continue;
             }
-            let value = r.value.unwrap_or_default();
             if let Some(stamp) = value.get(..8) {
                 let intended = shared.start
                     + Duration::from_micros(u64::from_be_bytes(stamp.try_into().expect("8 bytes")));
@@ -195,6 +245,8 @@ fn take(mut records: Bytes, mut offset: i64, now: Instant, shared: &Shared) -> i
         shared.first.set(shared.first.get().or(Some(now)));
         shared.last.set(Some(now));
     }
+    let taken = shared.consumed.get() - before;
+    shared.totals.consumed.fetch_add(taken, Ordering::Relaxed);
     offset
 }
 

@@ -1,26 +1,35 @@
-//! The producing side of `strom bench`: one task per producer connection,
-//! open-loop when a rate is set.
+//! The producing side of `strom bench`: one task pair per producer
+//! connection — a sender and an acknowledgement reader — open-loop when a
+//! rate is set.
 //!
 //! Message i of a producer with rate r is due at `start + i / r`; its
 //! latency is `acknowledged - due`, so time a message spent waiting in the
 //! client because the broker was slow counts against the broker, as it
 //! would for a real application (no coordinated omission). Without a rate,
 //! a message is due when its batch is built. A batch takes every due
-//! message up to `--batch-size` bytes; batches go round-robin over the
-//! partitions; up to `--in-flight` requests are outstanding per connection.
+//! message up to `--batch-size` bytes, or waits up to `--linger-ms` for
+//! more; unkeyed batches go round-robin over the partitions, keyed
+//! messages to their key's partition (Kafka's murmur2). Up to
+//! `--in-flight` requests are outstanding per connection; the sender never
+//! waits for an acknowledgement unless that many are.
 
-use super::client::KafkaClient;
-use super::BenchArgs;
+use super::client::{KafkaClient, ResponseReader};
+use super::latency_histogram;
+use super::partitioner::partition_for;
+use super::{BenchArgs, Totals};
 use crate::log::batch::build;
 use anyhow::bail;
+use glommio::channels::local_channel::{self, LocalReceiver};
+use glommio::sync::{Semaphore, StaticPermit};
 use hdrhistogram::Histogram;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
-use std::io::IsTerminal;
+use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Produce v7: every broker since Kafka 2.1 speaks it, and it carries
@@ -33,26 +42,37 @@ pub struct RunResult {
     pub errors: u64,
     /// Value bytes of the counted (post-warmup) acknowledged messages.
     pub bytes: u64,
-    /// From the end of the warmup to the last acknowledgement.
-    pub elapsed: Duration,
+    /// When the last acknowledgement arrived.
+    pub last_ack: Option<Instant>,
     /// Acknowledgement latency of counted messages, microseconds.
     pub latency: Histogram<u64>,
 }
 
 impl RunResult {
     /// The result of a run that produced nothing (consume-only).
-    pub fn empty() -> anyhow::Result<RunResult> {
-        Ok(RunResult {
+    pub fn empty() -> RunResult {
+        RunResult {
             sent: 0,
             acked: 0,
             errors: 0,
             bytes: 0,
-            elapsed: Duration::ZERO,
-            latency: Histogram::new_with_bounds(1, 3_600_000_000, 3)?,
-        })
+            last_ack: None,
+            latency: latency_histogram(),
+        }
+    }
+
+    /// Adds another shard's result.
+    pub fn merge(&mut self, other: RunResult) {
+        self.sent += other.sent;
+        self.acked += other.acked;
+        self.errors += other.errors;
+        self.bytes += other.bytes;
+        self.last_ack = self.last_ack.max(other.last_ack);
+        let _ = self.latency.add(&other.latency);
     }
 }
 
+/// This shard's producers' running totals.
 struct Shared {
     sent: Cell<u64>,
     acked: Cell<u64>,
@@ -60,11 +80,26 @@ struct Shared {
     bytes: Cell<u64>,
     latency: RefCell<Histogram<u64>>,
     last_ack: Cell<Option<Instant>>,
+    totals: Arc<Totals>,
 }
 
-/// `epoch` is what send times in message values count from (shared with
-/// the consumers).
-pub async fn run(args: &BenchArgs, partitions: i32, epoch: Instant) -> anyhow::Result<RunResult> {
+/// What one shard of the bench produces: which producer connections it
+/// runs (of `args.producers`), from when, and the clock of send stamps.
+pub struct ShardPlan {
+    pub producer_ids: Vec<usize>,
+    pub partitions: i32,
+    pub start: Instant,
+    pub warm: Instant,
+    pub epoch: Instant,
+    /// Show the live progress line (one shard does).
+    pub progress: bool,
+}
+
+pub async fn run(
+    args: &BenchArgs,
+    shard: ShardPlan,
+    totals: Arc<Totals>,
+) -> anyhow::Result<RunResult> {
     let acks = args.acks()?;
     let producers = args.producers.max(1);
     let shared = Rc::new(Shared {
@@ -72,23 +107,24 @@ pub async fn run(args: &BenchArgs, partitions: i32, epoch: Instant) -> anyhow::R
         acked: Cell::new(0),
         errors: Cell::new(0),
         bytes: Cell::new(0),
-        latency: RefCell::new(Histogram::new_with_bounds(1, 3_600_000_000, 3)?),
+        latency: RefCell::new(latency_histogram()),
         last_ack: Cell::new(None),
+        totals,
     });
-    let mut clients = Vec::with_capacity(producers);
-    for _ in 0..producers {
+    let mut clients = Vec::with_capacity(shard.producer_ids.len());
+    for _ in &shard.producer_ids {
         clients.push(KafkaClient::connect(&args.bootstrap).await?);
     }
-    let start = Instant::now();
-    let warm = start + Duration::from_secs_f64(args.warmup.max(0.0));
-    let progress = std::io::stderr()
-        .is_terminal()
+    let start = shard.start;
+    let progress = shard
+        .progress
         .then(|| glommio::spawn_local(show_progress(shared.clone(), args.message_size, start)));
-    let mut tasks = Vec::with_capacity(producers);
-    for (p, client) in clients.into_iter().enumerate() {
+    let mut tasks = Vec::with_capacity(clients.len());
+    for (&p, client) in shard.producer_ids.iter().zip(clients) {
         let plan = Plan {
             id: p,
-            partitions,
+            producers,
+            partitions: shard.partitions,
             acks,
             quota: args
                 .messages
@@ -97,12 +133,15 @@ pub async fn run(args: &BenchArgs, partitions: i32, epoch: Instant) -> anyhow::R
             interval: (args.rate > 0)
                 .then(|| Duration::from_secs_f64(producers as f64 / args.rate as f64)),
             per_batch: (args.batch_size / args.message_size.max(1)).max(1),
+            linger: Duration::from_secs_f64(args.linger_ms.max(0.0) / 1000.0),
             in_flight: args.in_flight.max(1),
             message_size: args.message_size,
+            keys: args.keys,
+            compression: args.compression,
             topic: args.topic.clone(),
             start,
-            warm,
-            epoch,
+            warm: shard.warm,
+            epoch: shard.epoch,
         };
         tasks.push(glommio::spawn_local(produce(client, plan, shared.clone())));
     }
@@ -113,28 +152,31 @@ pub async fn run(args: &BenchArgs, partitions: i32, epoch: Instant) -> anyhow::R
         p.cancel().await;
         eprintln!();
     }
-    let end = shared.last_ack.get().unwrap_or_else(Instant::now);
     let latency = shared.latency.borrow().clone();
     Ok(RunResult {
         sent: shared.sent.get(),
         acked: shared.acked.get(),
         errors: shared.errors.get(),
         bytes: shared.bytes.get(),
-        elapsed: end.saturating_duration_since(warm.min(end)),
+        last_ack: shared.last_ack.get(),
         latency,
     })
 }
 
 struct Plan {
     id: usize,
+    producers: usize,
     partitions: i32,
     acks: i16,
     quota: Option<u64>,
     until: Instant,
     interval: Option<Duration>,
     per_batch: usize,
+    linger: Duration,
     in_flight: usize,
     message_size: usize,
+    keys: u64,
+    compression: super::compression::Compression,
     topic: String,
     start: Instant,
     warm: Instant,
@@ -153,11 +195,16 @@ impl Plan {
         }
     }
 
+    /// How many messages may go in the batch starting at `next`.
+    fn cap(&self, next: u64) -> usize {
+        self.quota.map_or(self.per_batch as u64, |q| {
+            (q - next).min(self.per_batch as u64)
+        }) as usize
+    }
+
     /// How many messages, from `next`, are due now (at most a batch).
     fn due(&self, next: u64, now: Instant) -> usize {
-        let cap = self.quota.map_or(self.per_batch as u64, |q| {
-            (q - next).min(self.per_batch as u64)
-        }) as usize;
+        let cap = self.cap(next);
         match self.interval {
             None => cap,
             Some(_) => (0..cap)
@@ -165,75 +212,138 @@ impl Plan {
                 .count(),
         }
     }
+
+    /// When to look again if `due` messages from `next` do not make a
+    /// batch yet: None to send now, else when the batch would be full or
+    /// its oldest message has lingered long enough.
+    fn wait_until(&self, next: u64, due: usize, now: Instant) -> Option<Instant> {
+        let cap = self.cap(next);
+        let oldest = self.due_at(next)?;
+        if due == 0 {
+            return Some(oldest);
+        }
+        if due >= cap || self.linger.is_zero() || self.sending_done(next + due as u64, now) {
+            return None;
+        }
+        let lingered = oldest + self.linger;
+        let full = self.due_at(next + cap as u64 - 1).unwrap_or(lingered);
+        let until = lingered.min(full);
+        (until > now).then_some(until)
+    }
+
+    /// The key of this producer's message `i`: keys are spread evenly over
+    /// every producer's messages.
+    fn key(&self, i: u64) -> Option<String> {
+        (self.keys > 0).then(|| {
+            format!(
+                "key-{}",
+                (self.id as u64 + i * self.producers as u64) % self.keys
+            )
+        })
+    }
 }
 
-async fn produce(mut client: KafkaClient, plan: Plan, shared: Rc<Shared>) -> anyhow::Result<()> {
+/// A request waiting for its acknowledgement.
+struct Pending {
+    correlation: i32,
+    intended: Vec<Instant>,
+    _slot: StaticPermit,
+}
+
+async fn produce(client: KafkaClient, plan: Plan, shared: Rc<Shared>) -> anyhow::Result<()> {
+    let plan = Rc::new(plan);
+    let (mut writer, reader) = client.split();
+    let slots = Rc::new(Semaphore::new(plan.in_flight as u64));
+    let (pending, acks) = local_channel::new_unbounded();
+    let receiving = (plan.acks != 0)
+        .then(|| glommio::spawn_local(receive_acks(reader, acks, plan.clone(), shared.clone())));
     let mut next = 0u64;
     let mut batches = 0usize;
-    let mut in_flight: VecDeque<(i32, Vec<Instant>)> = VecDeque::new();
-    loop {
-        let now = Instant::now();
-        let sending = !plan.sending_done(next, now);
-        if sending && in_flight.len() < plan.in_flight {
-            let due = plan.due(next, now);
-            if due > 0 {
-                let intended: Vec<Instant> = (0..due)
-                    .map(|j| plan.due_at(next + j as u64).unwrap_or(now))
-                    .collect();
-                let partition = ((plan.id + batches) % plan.partitions as usize) as i32;
-                let request = produce_request(&plan, partition, &intended);
-                let correlation = client
-                    .send(ApiKey::Produce, PRODUCE_VERSION, &request)
-                    .await?;
-                next += due as u64;
-                batches += 1;
-                shared.sent.set(shared.sent.get() + due as u64);
-                if plan.acks == 0 {
-                    acknowledge(&shared, &plan, &intended, Instant::now());
-                } else {
-                    in_flight.push_back((correlation, intended));
+    let sending = async {
+        loop {
+            let slot = slots
+                .acquire_static_permit(1)
+                .await
+                .map_err(|e| anyhow::anyhow!("in-flight slots: {e}"))?;
+            let now = loop {
+                let now = Instant::now();
+                if plan.sending_done(next, now) {
+                    return Ok::<(), anyhow::Error>(());
                 }
-                continue;
-            }
-            if in_flight.is_empty() {
-                if let Some(t) = plan.due_at(next) {
-                    glommio::timer::sleep(t.saturating_duration_since(now)).await;
+                let due = plan.due(next, now);
+                match plan.wait_until(next, due, now) {
+                    Some(t) => glommio::timer::sleep(t.saturating_duration_since(now)).await,
+                    None => break now,
                 }
-                continue;
+            };
+            let due = plan.due(next, now).max(1);
+            let intended: Vec<Instant> = (0..due)
+                .map(|j| plan.due_at(next + j as u64).unwrap_or(now))
+                .collect();
+            let request = produce_request(&plan, next, batches, &intended)?;
+            let correlation = writer
+                .send(ApiKey::Produce, PRODUCE_VERSION, &request)
+                .await?;
+            next += due as u64;
+            batches += 1;
+            shared.sent.set(shared.sent.get() + due as u64);
+            shared.totals.sent.fetch_add(due as u64, Ordering::Relaxed);
+            if plan.acks == 0 {
+                acknowledge(&shared, &plan, &intended, Instant::now());
+            } else {
+                let _ = pending.try_send(Pending {
+                    correlation,
+                    intended,
+                    _slot: slot,
+                });
             }
-        } else if in_flight.is_empty() {
-            return Ok(());
         }
-        let (correlation, intended) = in_flight.pop_front().expect("a request in flight");
-        let response: ProduceResponse = client
-            .receive(ApiKey::Produce, PRODUCE_VERSION, correlation)
+    };
+    let sent = sending.await;
+    drop(pending);
+    if let Some(r) = receiving {
+        r.await?;
+    }
+    sent
+}
+
+/// Reads acknowledgements in request order and times each message.
+async fn receive_acks(
+    mut reader: ResponseReader,
+    acks: LocalReceiver<Pending>,
+    plan: Rc<Plan>,
+    shared: Rc<Shared>,
+) -> anyhow::Result<()> {
+    while let Some(p) = acks.recv().await {
+        let response: ProduceResponse = reader
+            .receive(ApiKey::Produce, PRODUCE_VERSION, p.correlation)
             .await?;
         let failed = response
             .responses
             .iter()
             .flat_map(|t| &t.partition_responses)
-            .find(|p| p.error_code != 0);
-        if let Some(p) = failed {
-            shared
-                .errors
-                .set(shared.errors.get() + intended.len() as u64);
-            if shared.errors.get() == intended.len() as u64 {
+            .find(|r| r.error_code != 0);
+        if let Some(r) = failed {
+            let n = p.intended.len() as u64;
+            shared.errors.set(shared.errors.get() + n);
+            if shared.errors.get() == n {
                 eprintln!(
                     "produce error code {} (first of possibly many)",
-                    p.error_code
+                    r.error_code
                 );
             }
-            if p.error_code == 3 {
+            if r.error_code == 3 {
                 bail!(
                     "topic {} or its partition {} is unknown",
                     plan.topic,
-                    p.index
+                    r.index
                 );
             }
             continue;
         }
-        acknowledge(&shared, &plan, &intended, Instant::now());
+        acknowledge(&shared, &plan, &p.intended, Instant::now());
     }
+    Ok(())
 }
 
 fn acknowledge(shared: &Shared, plan: &Plan, intended: &[Instant], at: Instant) {
@@ -247,15 +357,25 @@ fn acknowledge(shared: &Shared, plan: &Plan, intended: &[Instant], at: Instant) 
     }
     shared.acked.set(shared.acked.get() + intended.len() as u64);
     shared
+        .totals
+        .acked
+        .fetch_add(intended.len() as u64, Ordering::Relaxed);
+    shared
         .bytes
         .set(shared.bytes.get() + counted * plan.message_size as u64);
     shared.last_ack.set(Some(at));
 }
 
-/// A request with one batch: a message per intended send time, each value
-/// starting with that time in microseconds since the epoch (big-endian),
-/// for the consumers' end-to-end latency.
-fn produce_request(plan: &Plan, partition: i32, intended: &[Instant]) -> ProduceRequest {
+/// A request for messages `first..first + intended.len()`, each value
+/// starting with its intended send time in microseconds since the epoch
+/// (big-endian), for the consumers' end-to-end latency. Unkeyed: one batch
+/// to the next partition round-robin; keyed: a batch per key partition.
+fn produce_request(
+    plan: &Plan,
+    first: u64,
+    batch_number: usize,
+    intended: &[Instant],
+) -> anyhow::Result<ProduceRequest> {
     let now_ms = crate::log::partition::now_ms();
     let size = plan.message_size;
     let mut values = vec![b'x'; size * intended.len()];
@@ -265,35 +385,51 @@ fn produce_request(plan: &Plan, partition: i32, intended: &[Instant]) -> Produce
             chunk[..8].copy_from_slice(&stamp.to_be_bytes());
         }
     }
-    let records: Vec<build::Record<'_>> = values
-        .chunks(size.max(1))
-        .take(intended.len())
-        .map(|value| build::Record {
-            key: None,
-            value: if size == 0 { &[] } else { value },
-            timestamp_delta: 0,
-        })
+    let keys: Vec<Option<String>> = (0..intended.len() as u64)
+        .map(|j| plan.key(first + j))
         .collect();
-    let mut data = PartitionProduceData::default();
-    data.index = partition;
-    data.records = Some(build::batch(now_ms, &records));
+    let round_robin = ((plan.id + batch_number) % plan.partitions.max(1) as usize) as i32;
+    let mut by_partition: BTreeMap<i32, Vec<build::Record<'_>>> = BTreeMap::new();
+    for (j, key) in keys.iter().enumerate() {
+        let value = if size == 0 {
+            &[][..]
+        } else {
+            &values[j * size..(j + 1) * size]
+        };
+        let key = key.as_deref().map(str::as_bytes);
+        let partition = key.map_or(round_robin, |k| partition_for(k, plan.partitions));
+        by_partition
+            .entry(partition)
+            .or_default()
+            .push(build::Record {
+                key,
+                value,
+                timestamp_delta: 0,
+            });
+    }
     let mut topic = TopicProduceData::default();
     topic.name = TopicName(StrBytes::from_string(plan.topic.clone()));
-    topic.partition_data = vec![data];
+    for (partition, records) in by_partition {
+        let mut data = PartitionProduceData::default();
+        data.index = partition;
+        data.records = Some(plan.compression.batch(now_ms, &records)?);
+        topic.partition_data.push(data);
+    }
     let mut request = ProduceRequest::default();
     request.acks = plan.acks;
     request.timeout_ms = 30_000;
     request.topic_data = vec![topic];
-    request
+    Ok(request)
 }
 
-/// A live line on the terminal: messages, rate, MB/s, p99 so far.
+/// A live line on the terminal: messages, rate, MB/s over every bench
+/// shard; p99 so far of this shard's producers.
 async fn show_progress(shared: Rc<Shared>, message_size: usize, start: Instant) {
     let mut last = (Instant::now(), 0u64);
     loop {
         glommio::timer::sleep(Duration::from_secs(1)).await;
         let now = Instant::now();
-        let acked = shared.acked.get();
+        let acked = shared.totals.acked.load(Ordering::Relaxed);
         let secs = now.duration_since(last.0).as_secs_f64();
         let rate = (acked - last.1) as f64 / secs;
         let p99 = shared.latency.borrow().value_at_quantile(0.99) as f64 / 1000.0;

@@ -8,6 +8,7 @@ use super::BenchArgs;
 use anyhow::Context;
 use hdrhistogram::Histogram;
 use std::fmt::Write as _;
+use std::time::{Duration, Instant};
 
 /// The percentiles reported, as quantiles and names.
 const PERCENTILES: &[(f64, &str)] = &[
@@ -18,28 +19,55 @@ const PERCENTILES: &[(f64, &str)] = &[
     (0.9999, "p99.99"),
 ];
 
+/// `warm`: when counting started (the end of the warm-up).
 pub fn print(
     args: &BenchArgs,
     r: &RunResult,
+    warm: Instant,
     consumed: Option<&ConsumeResult>,
 ) -> anyhow::Result<()> {
     if let Some(path) = &args.hgrm {
         std::fs::write(path, hgrm(&r.latency))
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    let secs = r.elapsed.as_secs_f64().max(1e-9);
+    if let Some(path) = &args.plot {
+        let mut series = Vec::new();
+        if r.acked > 0 {
+            series.push(("produce ack", &r.latency));
+        }
+        if let Some(c) = consumed {
+            series.push(("end to end", &c.latency));
+        }
+        let title = format!(
+            "strom bench: {} B messages, acks={}, {}",
+            args.message_size,
+            args.acks,
+            if args.rate > 0 {
+                format!("{} msg/s", args.rate)
+            } else {
+                "unthrottled".to_string()
+            }
+        );
+        std::fs::write(path, super::plot::svg(&title, &series))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let elapsed = r
+        .last_ack
+        .map_or(Duration::ZERO, |end| end.saturating_duration_since(warm));
+    let secs = elapsed.as_secs_f64().max(1e-9);
     let counted = r.latency.len();
     if args.json {
         let mut out = String::from("{");
         write!(
             out,
-            "\"sent\":{},\"acked\":{},\"errors\":{},\"counted\":{},\"seconds\":{:.6},\"msgs_per_sec\":{:.1},\"mb_per_sec\":{:.3},\"acks\":\"{}\",\"message_size\":{},\"rate\":{},\"latency_ms\":{{",
+            "\"sent\":{},\"acked\":{},\"errors\":{},\"counted\":{},\"seconds\":{:.6},\"msgs_per_sec\":{:.1},\"mb_per_sec\":{:.3},\"acks\":\"{}\",\"message_size\":{},\"rate\":{},\"batch_size\":{},\"linger_ms\":{},\"keys\":{},\"compression\":\"{:?}\",\"shards\":{},\"latency_ms\":{{",
             r.sent, r.acked, r.errors, counted, secs, counted as f64 / secs, r.bytes as f64 / secs / 1e6,
-            args.acks, args.message_size, args.rate
+            args.acks, args.message_size, args.rate, args.batch_size, args.linger_ms, args.keys,
+            args.compression, args.shards
         )?;
         write_percentiles(&mut out, &r.latency)?;
         if let Some(c) = consumed {
-            let secs = c.elapsed.as_secs_f64().max(1e-9);
+            let secs = c.elapsed().as_secs_f64().max(1e-9);
             write!(
                 out,
                 ",\"consumed\":{},\"consume_mb_per_sec\":{:.3},\"e2e_latency_ms\":{{",
@@ -58,7 +86,7 @@ pub fn print(
     );
     println!("ack latency ms:{}", percentile_line(&r.latency));
     if let Some(c) = consumed {
-        let secs = c.elapsed.as_secs_f64().max(1e-9);
+        let secs = c.elapsed().as_secs_f64().max(1e-9);
         println!(
             "consumed {} messages: {:.1} MB/s",
             c.consumed,

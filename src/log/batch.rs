@@ -391,10 +391,15 @@ pub mod build {
     /// Encodes an uncompressed batch with base offset 0.
     pub fn batch(base_timestamp: i64, records: &[Record<'_>]) -> Bytes {
         assert!(!records.is_empty(), "a batch holds at least one record");
+        let body = records_body(records);
+        let max_delta = records.iter().map(|r| r.timestamp_delta).max().unwrap_or(0);
+        wrap(base_timestamp, max_delta.max(0), records.len(), 0, &body)
+    }
+
+    /// The records section of a batch, uncompressed.
+    pub fn records_body(records: &[Record<'_>]) -> Vec<u8> {
         let mut body = Vec::new();
-        let mut max_ts = base_timestamp;
         for (i, record) in records.iter().enumerate() {
-            max_ts = max_ts.max(base_timestamp + record.timestamp_delta);
             let mut rec = vec![0u8]; // attributes
             put_varlong(&mut rec, record.timestamp_delta);
             put_varlong(&mut rec, i as i64);
@@ -411,21 +416,36 @@ pub mod build {
             put_varlong(&mut body, rec.len() as i64);
             body.extend_from_slice(&rec);
         }
+        body
+    }
+
+    /// A batch of `count` records around a records section `body` (as
+    /// `records_body` makes it, compressed or not — `attributes` says which
+    /// codec), with base offset 0 and a valid CRC.
+    pub fn wrap(
+        base_timestamp: i64,
+        max_timestamp_delta: i64,
+        count: usize,
+        attributes: i16,
+        body: &[u8],
+    ) -> Bytes {
+        assert!(count > 0, "a batch holds at least one record");
+        let max_ts = base_timestamp + max_timestamp_delta;
         let mut out = Vec::with_capacity(HEADER_LEN + body.len());
         out.extend_from_slice(&0i64.to_be_bytes());
         out.extend_from_slice(&((HEADER_LEN - LOG_OVERHEAD + body.len()) as i32).to_be_bytes());
         out.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
         out.push(2); // magic
         out.extend_from_slice(&0u32.to_be_bytes()); // crc, filled below
-        out.extend_from_slice(&0i16.to_be_bytes()); // attributes
-        out.extend_from_slice(&((records.len() - 1) as i32).to_be_bytes());
+        out.extend_from_slice(&attributes.to_be_bytes());
+        out.extend_from_slice(&((count - 1) as i32).to_be_bytes());
         out.extend_from_slice(&base_timestamp.to_be_bytes());
         out.extend_from_slice(&max_ts.to_be_bytes());
         out.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
         out.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
         out.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
-        out.extend_from_slice(&(records.len() as i32).to_be_bytes());
-        out.extend_from_slice(&body);
+        out.extend_from_slice(&(count as i32).to_be_bytes());
+        out.extend_from_slice(body);
         let crc = crc32c::crc32c(&out[ATTRIBUTES..]);
         out[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
         Bytes::from(out)
