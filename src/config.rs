@@ -41,6 +41,21 @@ pub struct BrokerConfig {
     /// autotuning (strom's default; Kafka's is 102400 — tuning.md).
     pub socket_send_buffer_bytes: i32,
     pub socket_receive_buffer_bytes: i32,
+    /// strom (`shard.spin.before.park.us`): how long an idle shard polls
+    /// before it parks. Parking costs a membarrier (IPIs to every core the
+    /// broker runs on) and an eventfd wake-up from whoever sends next;
+    /// spinning costs the core (tuning.md). 0: park at once.
+    pub spin_before_park_us: u64,
+    /// strom (`shard.blocking.threads`): threads per shard for blocking
+    /// work — `sendfile` of cold reads, deleting files — unpinned. glommio's
+    /// default is one, pinned to the shard's core, which serialises every
+    /// cold fetch of a shard behind one disk read (tuning.md).
+    pub blocking_threads: usize,
+    /// strom (`shard.io.memory.bytes`): glommio's registered I/O buffer
+    /// arena per shard; locked memory, so RLIMIT_MEMLOCK must cover
+    /// shards x this or glommio falls back to unregistered buffers
+    /// (tuning.md). glommio's default, 10 MiB.
+    pub io_memory_bytes: usize,
 }
 
 /// Where `/metrics` is served unless told otherwise.
@@ -64,6 +79,9 @@ impl BrokerConfig {
             metrics_listen: METRICS_LISTEN_DEFAULT.parse().ok(),
             socket_send_buffer_bytes: -1,
             socket_receive_buffer_bytes: -1,
+            spin_before_park_us: 0,
+            blocking_threads: 4,
+            io_memory_bytes: 10 << 20,
         }
     }
 }
@@ -179,6 +197,17 @@ impl BrokerConfig {
             "socket.receive.buffer.bytes" => {
                 self.socket_receive_buffer_bytes = number()?.clamp(-1, i32::MAX as i64) as i32
             }
+            "shard.io.memory.bytes" => self.io_memory_bytes = number()?.clamp(0, 1 << 40) as usize,
+            "log.tail.cache.bytes" => {
+                self.log.tail_cache_bytes = number()?.clamp(0, 1 << 40) as usize
+            }
+            "log.write.buffer.bytes" => {
+                self.log.write_buffer_bytes = number()?.clamp(4096, 1 << 30) as usize
+            }
+            "shard.blocking.threads" => self.blocking_threads = number()?.clamp(1, 256) as usize,
+            "shard.spin.before.park.us" => {
+                self.spin_before_park_us = number()?.clamp(0, 1_000_000) as u64
+            }
             "metrics.listen" => {
                 self.metrics_listen = match value {
                     "" | "none" | "off" => None,
@@ -253,5 +282,33 @@ mod tests {
         assert!(c.apply_toml("default.replication.factor = 3").is_err());
         assert!(c.apply_toml("log.segment.bytes = \"big\"").is_err());
         assert!(c.apply_toml("not toml at all [").is_err());
+    }
+
+    #[test]
+    fn strom_knobs_and_the_metrics_address() {
+        let mut c = BrokerConfig::new("127.0.0.1:9092".parse().unwrap(), "./data".into());
+        assert_eq!(c.metrics_listen, "127.0.0.1:9644".parse().ok());
+        c.apply_toml(
+            r#"
+            "socket.send.buffer.bytes" = 102400
+            "socket.receive.buffer.bytes" = -1
+            "shard.io.memory.bytes" = 67108864
+            "shard.blocking.threads" = 2
+            "shard.spin.before.park.us" = 50
+            "log.tail.cache.bytes" = 262144
+            "metrics.listen" = "127.0.0.1:19644"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.socket_send_buffer_bytes, 102_400);
+        assert_eq!(c.socket_receive_buffer_bytes, -1);
+        assert_eq!(c.io_memory_bytes, 64 << 20);
+        assert_eq!(c.blocking_threads, 2);
+        assert_eq!(c.spin_before_park_us, 50);
+        assert_eq!(c.log.tail_cache_bytes, 256 << 10);
+        assert_eq!(c.metrics_listen, "127.0.0.1:19644".parse().ok());
+        c.apply("metrics.listen", "none").unwrap();
+        assert_eq!(c.metrics_listen, None);
+        assert!(c.apply("metrics.listen", "somewhere").is_err());
     }
 }

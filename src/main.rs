@@ -106,6 +106,14 @@ struct ServeArgs {
     /// (metrics.listen) [default: 127.0.0.1:9644].
     #[arg(long)]
     metrics_listen: Option<String>,
+    /// Microseconds an idle shard polls before parking
+    /// (shard.spin.before.park.us) [default: 0].
+    #[arg(long)]
+    spin_before_park_us: Option<u64>,
+    /// Threads per shard for blocking work such as cold-read sendfile
+    /// (shard.blocking.threads) [default: 4].
+    #[arg(long)]
+    blocking_threads: Option<usize>,
     /// A TOML file of Kafka broker settings (num.partitions,
     /// log.segment.bytes, log.retention.ms, socket.request.max.bytes, ...);
     /// flags given on the command line win.
@@ -163,6 +171,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(n) = args.shards {
         config.shards = n;
     }
+    if let Some(n) = args.blocking_threads {
+        config.blocking_threads = n.clamp(1, 256);
+    }
+    if let Some(us) = args.spin_before_park_us {
+        config.spin_before_park_us = us.min(1_000_000);
+    }
     if let Some(n) = args.pipeline_depth {
         config.pipeline_depth = n.clamp(1, 64);
     }
@@ -197,6 +211,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         };
         let handle = glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(id % cores))
             .name(&format!("strom-shard-{id}"))
+            .spin_before_park(Duration::from_micros(config.spin_before_park_us))
+            .blocking_thread_pool_placement(glommio::PoolPlacement::Unbound(
+                config.blocking_threads,
+            ))
+            .io_memory(config.io_memory_bytes)
             .spawn(move || run_shard(id, config, mesh, startup, metrics))
             .map_err(|e| anyhow::anyhow!("starting shard {id}: {e}"))?;
         handles.push(handle);
