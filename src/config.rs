@@ -2,6 +2,7 @@
 //! with Kafka's config names where Kafka has one. One copy, shared
 //! read-only by every shard.
 
+use crate::group::GroupConfig;
 use crate::log::LogConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -56,6 +57,8 @@ pub struct BrokerConfig {
     /// shards x this or glommio falls back to unregistered buffers
     /// (tuning.md). glommio's default, 10 MiB.
     pub io_memory_bytes: usize,
+    /// Consumer groups (`group.*`, `offsets.*`).
+    pub group: GroupConfig,
 }
 
 /// Where `/metrics` is served unless told otherwise.
@@ -82,6 +85,7 @@ impl BrokerConfig {
             spin_before_park_us: 0,
             blocking_threads: 4,
             io_memory_bytes: 10 << 20,
+            group: GroupConfig::default(),
         }
     }
 }
@@ -197,6 +201,20 @@ impl BrokerConfig {
             "socket.receive.buffer.bytes" => {
                 self.socket_receive_buffer_bytes = number()?.clamp(-1, i32::MAX as i64) as i32
             }
+            "group.min.session.timeout.ms" => self.group.min_session_timeout = millis(number()?),
+            "group.max.session.timeout.ms" => self.group.max_session_timeout = millis(number()?),
+            "group.initial.rebalance.delay.ms" => {
+                self.group.initial_rebalance_delay = millis(number()?)
+            }
+            "offsets.topic.num.partitions" => {
+                self.group.offsets_partitions = number()?.clamp(1, 1000) as u32
+            }
+            "offsets.retention.minutes" => {
+                self.group.offsets_retention = millis(number()?.saturating_mul(60_000))
+            }
+            "offset.metadata.max.bytes" => {
+                self.group.offset_metadata_max_bytes = number()?.max(0) as usize
+            }
             "shard.io.memory.bytes" => self.io_memory_bytes = number()?.clamp(0, 1 << 40) as usize,
             "log.tail.cache.bytes" => {
                 self.log.tail_cache_bytes = number()?.clamp(0, 1 << 40) as usize
@@ -228,6 +246,10 @@ impl BrokerConfig {
         }
         Ok(())
     }
+}
+
+fn millis(ms: i64) -> std::time::Duration {
+    std::time::Duration::from_millis(ms.max(0) as u64)
 }
 
 fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {

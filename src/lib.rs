@@ -12,16 +12,19 @@
 //!   of the network.
 //! - `metrics/`: per-shard latency histograms and counters, merged for
 //!   `/metrics` (Prometheus text) and `strom stats`.
+//! - `group/`: consumer groups — coordinator, rebalance state machine,
+//!   committed offsets in the internal `__consumer_offsets` log.
 //! - `config`: the broker's settings, by Kafka's names.
 //! - `bench/`: `strom bench`, a Kafka-protocol load generator (a tool; it
 //!   uses `net::frame` and `log::batch`, nothing depends on it).
 //!
 //! Dependencies point inward: net → protocol → shard → log. Still to come,
-//! as DESIGN.md draws them: `group/`,
-//! `txn/`, `cluster/`.
+//! as DESIGN.md draws them: `txn/`,
+//! `cluster/`.
 
 pub mod bench;
 pub mod config;
+pub mod group;
 pub mod log;
 pub mod metrics;
 pub mod net;

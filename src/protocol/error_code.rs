@@ -1,5 +1,6 @@
 //! Kafka's error codes, and the mapping from strom's typed errors.
 
+use crate::group::GroupError;
 use crate::log::{BatchError, LogError};
 use crate::shard::topics::TopicError;
 use crate::shard::ShardError;
@@ -12,7 +13,20 @@ pub enum ErrorCode {
     OffsetOutOfRange = 1,
     CorruptMessage = 2,
     UnknownTopicOrPartition = 3,
+    OffsetMetadataTooLarge = 12,
+    CoordinatorLoadInProgress = 14,
     CoordinatorNotAvailable = 15,
+    IllegalGeneration = 22,
+    InconsistentGroupProtocol = 23,
+    InvalidGroupId = 24,
+    UnknownMemberId = 25,
+    InvalidSessionTimeout = 26,
+    RebalanceInProgress = 27,
+    NonEmptyGroup = 68,
+    GroupIdNotFound = 69,
+    MemberIdRequired = 79,
+    FencedInstanceId = 82,
+    GroupSubscribedToTopic = 86,
     MessageTooLarge = 10,
     InvalidTopicException = 17,
     RecordListTooLarge = 18,
@@ -33,6 +47,42 @@ impl ErrorCode {
     pub fn code(self) -> i16 {
         self as i16
     }
+}
+
+impl From<GroupError> for ErrorCode {
+    fn from(e: GroupError) -> Self {
+        match e {
+            // A coordinator that cannot store is, to a client, unavailable:
+            // it retries and finds the coordinator again.
+            GroupError::CoordinatorNotAvailable | GroupError::Storage => {
+                ErrorCode::CoordinatorNotAvailable
+            }
+            GroupError::CoordinatorLoadInProgress => ErrorCode::CoordinatorLoadInProgress,
+            GroupError::InvalidGroupId => ErrorCode::InvalidGroupId,
+            GroupError::UnknownMemberId => ErrorCode::UnknownMemberId,
+            GroupError::InvalidSessionTimeout => ErrorCode::InvalidSessionTimeout,
+            GroupError::RebalanceInProgress => ErrorCode::RebalanceInProgress,
+            GroupError::IllegalGeneration => ErrorCode::IllegalGeneration,
+            GroupError::InconsistentGroupProtocol => ErrorCode::InconsistentGroupProtocol,
+            GroupError::MemberIdRequired => ErrorCode::MemberIdRequired,
+            GroupError::FencedInstanceId => ErrorCode::FencedInstanceId,
+            GroupError::GroupIdNotFound => ErrorCode::GroupIdNotFound,
+            GroupError::NonEmptyGroup => ErrorCode::NonEmptyGroup,
+            GroupError::GroupSubscribedToTopic => ErrorCode::GroupSubscribedToTopic,
+            GroupError::UnknownTopicOrPartition => ErrorCode::UnknownTopicOrPartition,
+            GroupError::OffsetMetadataTooLarge => ErrorCode::OffsetMetadataTooLarge,
+        }
+    }
+}
+
+/// The code of an optional group error (None: NONE).
+pub fn group_code(e: Option<GroupError>) -> i16 {
+    e.map_or(0, |e| ErrorCode::from(e).code())
+}
+
+/// The code of a group result.
+pub fn group_result_code(r: &Result<(), GroupError>) -> i16 {
+    group_code(r.err())
 }
 
 impl From<&BatchError> for ErrorCode {

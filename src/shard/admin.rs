@@ -161,6 +161,7 @@ impl Shard {
             TopicUpdate::Delete(name) => {
                 self.topics.borrow_mut().forget(&name);
                 self.drop_owned(&name).await;
+                self.groups.forget_topic(&name).await;
                 Ok(())
             }
         }

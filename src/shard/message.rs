@@ -5,6 +5,10 @@
 
 use super::topics::Topic;
 use super::ShardError;
+use crate::group::coordinator::PartitionResults;
+use crate::group::{
+    Committed, GroupDescription, GroupError, JoinRequest, JoinResponse, SyncResponse,
+};
 use crate::log::ReadChunk;
 use crate::metrics::Snapshot;
 use bytes::Bytes;
@@ -30,6 +34,66 @@ pub enum Request {
     TopicUpdate(TopicUpdate),
     /// A copy of the shard's measurements (for `/metrics`).
     Metrics,
+    /// A consumer-group request, to the group's coordinator shard.
+    Group(GroupCall),
+}
+
+/// What a group coordinator is asked (see `group::coordinator`).
+pub enum GroupCall {
+    Join {
+        group: String,
+        request: JoinRequest,
+    },
+    Sync {
+        group: String,
+        member_id: String,
+        instance_id: Option<String>,
+        generation: i32,
+        assignments: Vec<(String, Bytes)>,
+    },
+    Heartbeat {
+        group: String,
+        member_id: String,
+        instance_id: Option<String>,
+        generation: i32,
+    },
+    Leave {
+        group: String,
+        members: Vec<(String, Option<String>)>,
+    },
+    Commit {
+        group: String,
+        member_id: String,
+        instance_id: Option<String>,
+        generation: i32,
+        offsets: Vec<(String, i32, Committed)>,
+    },
+    Fetch {
+        group: String,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    },
+    Describe {
+        group: String,
+    },
+    List,
+    Delete {
+        group: String,
+    },
+    DeleteOffsets {
+        group: String,
+        partitions: Vec<(String, i32)>,
+    },
+}
+
+pub enum GroupAnswer {
+    Join(JoinResponse),
+    Sync(SyncResponse),
+    Done(Result<(), GroupError>),
+    Leave(Vec<Result<(), GroupError>>),
+    Offsets(Result<PartitionResults, GroupError>),
+    Committed(Vec<(String, i32, Option<Committed>)>),
+    Describe(GroupDescription),
+    List(Vec<(String, String, &'static str)>),
 }
 
 pub enum AdminOp {
@@ -77,4 +141,5 @@ pub enum Reply {
     Admin(Result<Option<Topic>, ShardError>),
     Updated(Result<(), ShardError>),
     Metrics(Box<Snapshot>),
+    Group(GroupAnswer),
 }

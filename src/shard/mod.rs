@@ -17,6 +17,8 @@ pub mod signal;
 pub mod topics;
 
 use crate::config::BrokerConfig;
+use crate::group::coordinator::GroupCoordinator;
+use crate::group::{offsets_partition, OFFSETS_TOPIC};
 use crate::log::io_probe::{ensure_dma_reads, DmaReady};
 use crate::log::log_dir::TopicPartition;
 use crate::log::{housekeeping, LogConfig, LogError, Partition};
@@ -50,6 +52,8 @@ pub struct Shard {
     dma: DmaReady,
     pub appended: AppendSignal,
     pub metrics: ShardMetrics,
+    /// The consumer groups this shard coordinates.
+    pub groups: Rc<GroupCoordinator>,
 }
 
 impl Shard {
@@ -58,6 +62,12 @@ impl Shard {
     pub async fn open(config: Rc<BrokerConfig>, router: Router) -> Result<Rc<Shard>, ShardError> {
         let dma = ensure_dma_reads(&config.data_dir).await?;
         let table = TopicTable::load(&config.data_dir)?;
+        let offsets_partitions = config.group.offsets_partitions;
+        let owned = (0..offsets_partitions)
+            .filter(|&p| ownership::owner(OFFSETS_TOPIC, p, router.count()) == router.id())
+            .collect();
+        let groups =
+            GroupCoordinator::open(&config.data_dir, config.group.clone(), owned, &dma).await?;
         let shard = Rc::new(Shard {
             config,
             router,
@@ -66,6 +76,7 @@ impl Shard {
             dma,
             appended: AppendSignal::default(),
             metrics: ShardMetrics::default(),
+            groups,
         });
         let topics: Vec<Topic> = shard.topics.borrow().iter().cloned().collect();
         for topic in topics {
@@ -76,6 +87,13 @@ impl Shard {
 
     pub fn id(&self) -> usize {
         self.router.id()
+    }
+
+    /// Which shard coordinates a consumer group: the owner of its
+    /// `__consumer_offsets` partition.
+    pub fn group_owner(&self, group: &str) -> usize {
+        let p = offsets_partition(group, self.config.group.offsets_partitions);
+        ownership::owner(OFFSETS_TOPIC, p, self.router.count())
     }
 
     /// Which shard owns a partition, if the topic and partition exist.
@@ -184,8 +202,9 @@ impl Shard {
         snapshot
     }
 
-    /// Flushes every partition; used at shutdown.
+    /// Flushes every partition and offsets log; used at shutdown.
     pub async fn flush_all(&self) -> Result<(), LogError> {
+        self.groups.flush_all().await?;
         let all: Vec<Rc<Partition>> = self.partitions.borrow().values().cloned().collect();
         for p in all {
             p.flush().await?;

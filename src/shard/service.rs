@@ -3,7 +3,7 @@
 //! when this shard owns the partition), and reassembled in request order.
 //! `execute` is what an owner runs for any `Request`.
 
-use super::message::{Key, ReadOk, Reply, Request};
+use super::message::{GroupAnswer, GroupCall, Key, ReadOk, Reply, Request};
 use super::{Shard, ShardError};
 use crate::log::{LogError, RecordBatch};
 use crate::metrics::{Snapshot, Stage};
@@ -80,6 +80,7 @@ impl Shard {
             Request::Admin(op) => Reply::Admin(self.admin_local(op).await),
             Request::TopicUpdate(update) => Reply::Updated(self.apply_topic_update(update).await),
             Request::Metrics => Reply::Metrics(Box::new(self.metrics_snapshot())),
+            Request::Group(call) => Reply::Group(self.groups.handle(call).await),
         }
     }
 
@@ -193,6 +194,37 @@ impl Shard {
             _ => unreachable!("list offsets gets list offsets replies"),
         })
         .await
+    }
+
+    /// Runs a group request on the group's coordinator shard.
+    pub async fn group_call(
+        self: &Rc<Self>,
+        group: &str,
+        call: GroupCall,
+    ) -> Result<GroupAnswer, ShardError> {
+        let owner = self.group_owner(group);
+        match self.router.call(self, owner, Request::Group(call)).await? {
+            Reply::Group(answer) => Ok(answer),
+            _ => unreachable!("group calls get group answers"),
+        }
+    }
+
+    /// ListGroups: every shard's groups.
+    pub async fn list_groups(
+        self: &Rc<Self>,
+    ) -> Result<Vec<(String, String, &'static str)>, ShardError> {
+        let mut all = Vec::new();
+        for shard in 0..self.router.count() {
+            if let Reply::Group(GroupAnswer::List(groups)) = self
+                .router
+                .call(self, shard, Request::Group(GroupCall::List))
+                .await?
+            {
+                all.extend(groups);
+            }
+        }
+        all.sort();
+        Ok(all)
     }
 
     /// Every shard's measurements merged (shards that do not answer are

@@ -15,6 +15,8 @@ pub struct Broker {
     pub metrics_addr: String,
     port: u16,
     metrics_port: u16,
+    /// Flags it was started with, kept for restarts.
+    extra: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -62,6 +64,7 @@ impl Broker {
             metrics_addr,
             port,
             metrics_port,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         broker.wait_ready();
         broker
@@ -98,7 +101,8 @@ impl Broker {
     /// Kills and starts again on the same port and data dir.
     pub fn restart_after_kill(&mut self) {
         self.kill();
-        let fresh = Broker::start_on(&self.data_dir, (self.port, self.metrics_port), &[]);
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        let fresh = Broker::start_on(&self.data_dir, (self.port, self.metrics_port), &extra);
         *self = fresh;
     }
 

@@ -1,0 +1,286 @@
+//! The records of the internal `__consumer_offsets` log, in Kafka's
+//! schemas: an offset commit is key v1 (group, topic, partition) → value
+//! v3 (offset, leader epoch, metadata, commit time); a group's membership
+//! is key v2 (group) → GroupMetadataValue v3. An empty value is a
+//! tombstone (Kafka writes null; strom's batch builder has no null value,
+//! and no live value is empty). The latest record per key wins on replay.
+
+use super::Committed;
+use bytes::{Buf, BufMut, Bytes};
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Key {
+    Offset {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    Group(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout: Duration,
+    pub session_timeout: Duration,
+    pub subscription: Bytes,
+    pub assignment: Bytes,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredGroup {
+    pub protocol_type: String,
+    pub generation: i32,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub state_timestamp_ms: i64,
+    pub members: Vec<StoredMember>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("malformed __consumer_offsets record: {0}")]
+pub struct Malformed(&'static str);
+
+impl Key {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        match self {
+            Key::Offset {
+                group,
+                topic,
+                partition,
+            } => {
+                out.put_i16(1);
+                put_str(&mut out, group);
+                put_str(&mut out, topic);
+                out.put_i32(*partition);
+            }
+            Key::Group(group) => {
+                out.put_i16(2);
+                put_str(&mut out, group);
+            }
+        }
+        out
+    }
+
+    pub fn decode(mut buf: &[u8]) -> Result<Key, Malformed> {
+        let version = get_i16(&mut buf)?;
+        match version {
+            0 | 1 => Ok(Key::Offset {
+                group: get_str(&mut buf)?,
+                topic: get_str(&mut buf)?,
+                partition: get_i32(&mut buf)?,
+            }),
+            2 => Ok(Key::Group(get_str(&mut buf)?)),
+            _ => Err(Malformed("unknown key version")),
+        }
+    }
+
+    pub fn group(&self) -> &str {
+        match self {
+            Key::Offset { group, .. } | Key::Group(group) => group,
+        }
+    }
+}
+
+pub fn encode_offset(c: &Committed) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + c.metadata.len());
+    out.put_i16(3);
+    out.put_i64(c.offset);
+    out.put_i32(c.leader_epoch);
+    put_str(&mut out, &c.metadata);
+    out.put_i64(c.commit_timestamp_ms);
+    out
+}
+
+pub fn decode_offset(mut buf: &[u8]) -> Result<Committed, Malformed> {
+    let version = get_i16(&mut buf)?;
+    if version != 3 {
+        return Err(Malformed("unknown offset value version"));
+    }
+    Ok(Committed {
+        offset: get_i64(&mut buf)?,
+        leader_epoch: get_i32(&mut buf)?,
+        metadata: get_str(&mut buf)?,
+        commit_timestamp_ms: get_i64(&mut buf)?,
+    })
+}
+
+pub fn encode_group(g: &StoredGroup) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.put_i16(3);
+    put_str(&mut out, &g.protocol_type);
+    out.put_i32(g.generation);
+    put_opt_str(&mut out, g.protocol.as_deref());
+    put_opt_str(&mut out, g.leader.as_deref());
+    out.put_i64(g.state_timestamp_ms);
+    out.put_i32(g.members.len() as i32);
+    for m in &g.members {
+        put_str(&mut out, &m.member_id);
+        put_opt_str(&mut out, m.instance_id.as_deref());
+        put_str(&mut out, &m.client_id);
+        put_str(&mut out, &m.client_host);
+        out.put_i32(m.rebalance_timeout.as_millis().min(i32::MAX as u128) as i32);
+        out.put_i32(m.session_timeout.as_millis().min(i32::MAX as u128) as i32);
+        put_bytes(&mut out, &m.subscription);
+        put_bytes(&mut out, &m.assignment);
+    }
+    out
+}
+
+pub fn decode_group(mut buf: &[u8]) -> Result<StoredGroup, Malformed> {
+    let version = get_i16(&mut buf)?;
+    if version != 3 {
+        return Err(Malformed("unknown group value version"));
+    }
+    let protocol_type = get_str(&mut buf)?;
+    let generation = get_i32(&mut buf)?;
+    let protocol = get_opt_str(&mut buf)?;
+    let leader = get_opt_str(&mut buf)?;
+    let state_timestamp_ms = get_i64(&mut buf)?;
+    let n = get_i32(&mut buf)?;
+    let mut members = Vec::new();
+    for _ in 0..n.max(0) {
+        members.push(StoredMember {
+            member_id: get_str(&mut buf)?,
+            instance_id: get_opt_str(&mut buf)?,
+            client_id: get_str(&mut buf)?,
+            client_host: get_str(&mut buf)?,
+            rebalance_timeout: Duration::from_millis(get_i32(&mut buf)?.max(0) as u64),
+            session_timeout: Duration::from_millis(get_i32(&mut buf)?.max(0) as u64),
+            subscription: get_bytes(&mut buf)?,
+            assignment: get_bytes(&mut buf)?,
+        });
+    }
+    Ok(StoredGroup {
+        protocol_type,
+        generation,
+        protocol,
+        leader,
+        state_timestamp_ms,
+        members,
+    })
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    let len = s.len().min(i16::MAX as usize);
+    out.put_i16(len as i16);
+    out.extend_from_slice(&s.as_bytes()[..len]);
+}
+
+fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => put_str(out, s),
+        None => out.put_i16(-1),
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.put_i32(b.len() as i32);
+    out.extend_from_slice(b);
+}
+
+fn need(buf: &[u8], n: usize) -> Result<(), Malformed> {
+    if buf.len() < n {
+        Err(Malformed("truncated"))
+    } else {
+        Ok(())
+    }
+}
+
+fn get_i16(buf: &mut &[u8]) -> Result<i16, Malformed> {
+    need(buf, 2)?;
+    Ok(buf.get_i16())
+}
+
+fn get_i32(buf: &mut &[u8]) -> Result<i32, Malformed> {
+    need(buf, 4)?;
+    Ok(buf.get_i32())
+}
+
+fn get_i64(buf: &mut &[u8]) -> Result<i64, Malformed> {
+    need(buf, 8)?;
+    Ok(buf.get_i64())
+}
+
+fn get_opt_str(buf: &mut &[u8]) -> Result<Option<String>, Malformed> {
+    let len = get_i16(buf)?;
+    if len < 0 {
+        return Ok(None);
+    }
+    need(buf, len as usize)?;
+    let s = std::str::from_utf8(&buf[..len as usize]).map_err(|_| Malformed("not UTF-8"))?;
+    let s = s.to_string();
+    buf.advance(len as usize);
+    Ok(Some(s))
+}
+
+fn get_str(buf: &mut &[u8]) -> Result<String, Malformed> {
+    get_opt_str(buf)?.ok_or(Malformed("null string"))
+}
+
+fn get_bytes(buf: &mut &[u8]) -> Result<Bytes, Malformed> {
+    let len = get_i32(buf)?;
+    if len < 0 {
+        return Ok(Bytes::new());
+    }
+    need(buf, len as usize)?;
+    let b = Bytes::copy_from_slice(&buf[..len as usize]);
+    buf.advance(len as usize);
+    Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_truncation_is_an_error() {
+        let key = Key::Offset {
+            group: "g".into(),
+            topic: "orders".into(),
+            partition: 7,
+        };
+        assert_eq!(Key::decode(&key.encode()).unwrap(), key);
+        let c = Committed {
+            offset: 42,
+            leader_epoch: -1,
+            metadata: "m".into(),
+            commit_timestamp_ms: 1_700_000_000_000,
+        };
+        assert_eq!(decode_offset(&encode_offset(&c)).unwrap(), c);
+        let g = StoredGroup {
+            protocol_type: "consumer".into(),
+            generation: 3,
+            protocol: Some("range".into()),
+            leader: Some("m-1".into()),
+            state_timestamp_ms: 5,
+            members: vec![StoredMember {
+                member_id: "m-1".into(),
+                instance_id: Some("i-1".into()),
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                rebalance_timeout: Duration::from_secs(300),
+                session_timeout: Duration::from_secs(45),
+                subscription: Bytes::from_static(b"sub"),
+                assignment: Bytes::from_static(b"asg"),
+            }],
+        };
+        let encoded = encode_group(&g);
+        assert_eq!(decode_group(&encoded).unwrap(), g);
+        for cut in 0..encoded.len() {
+            assert!(decode_group(&encoded[..cut]).is_err(), "cut at {cut}");
+        }
+        assert_eq!(
+            Key::decode(&Key::Group("g".into()).encode())
+                .unwrap()
+                .group(),
+            "g"
+        );
+        assert!(Key::decode(&[0, 9]).is_err());
+    }
+}

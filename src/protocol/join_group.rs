@@ -1,0 +1,84 @@
+//! JoinGroup (11), v0–v9: a member joins (or rejoins) a group; the answer
+//! waits until the rebalance completes. v4+ clients without a member id
+//! first get MEMBER_ID_REQUIRED with one to use; v5+ carry a
+//! group.instance.id (static membership).
+
+use super::error_code::group_code;
+use super::str_bytes;
+use crate::group::{GroupError, JoinRequest, JoinResponse};
+use crate::shard::message::{GroupAnswer, GroupCall};
+use crate::shard::Shard;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
+use std::rc::Rc;
+use std::time::Duration;
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    req: JoinGroupRequest,
+    version: i16,
+    client_id: &str,
+) -> JoinGroupResponse {
+    let group = req.group_id.0.to_string();
+    let session = Duration::from_millis(req.session_timeout_ms.max(0) as u64);
+    let request = JoinRequest {
+        member_id: req.member_id.to_string(),
+        instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+        client_id: client_id.to_string(),
+        client_host: String::new(),
+        session_timeout: session,
+        rebalance_timeout: if version >= 1 {
+            Duration::from_millis(req.rebalance_timeout_ms.max(0) as u64)
+        } else {
+            session
+        },
+        protocol_type: req.protocol_type.to_string(),
+        protocols: req
+            .protocols
+            .iter()
+            .map(|p| (p.name.to_string(), p.metadata.clone()))
+            .collect(),
+        require_known_member_id: version >= 4,
+    };
+    let member = request.member_id.clone();
+    let answer = match shard
+        .group_call(
+            &group,
+            GroupCall::Join {
+                group: group.clone(),
+                request,
+            },
+        )
+        .await
+    {
+        Ok(GroupAnswer::Join(r)) => r,
+        _ => JoinResponse::error(GroupError::CoordinatorNotAvailable, &member),
+    };
+    let mut out = JoinGroupResponse::default();
+    out.error_code = group_code(answer.error);
+    out.generation_id = answer.generation;
+    if version >= 7 {
+        out.protocol_type = answer.protocol_type.as_deref().map(str_bytes);
+    }
+    out.protocol_name = match (answer.protocol_name.as_deref(), version >= 7) {
+        (Some(name), _) => Some(str_bytes(name)),
+        (None, true) => None,
+        (None, false) => Some(str_bytes("")),
+    };
+    out.leader = str_bytes(&answer.leader);
+    out.member_id = str_bytes(&answer.member_id);
+    out.members = answer
+        .members
+        .into_iter()
+        .map(|m| {
+            let mut jm = JoinGroupResponseMember::default();
+            jm.member_id = str_bytes(&m.id);
+            if version >= 5 {
+                jm.group_instance_id = m.instance_id.as_deref().map(str_bytes);
+            }
+            jm.metadata = m.metadata;
+            jm
+        })
+        .collect();
+    out
+}

@@ -1,0 +1,122 @@
+//! OffsetFetch (9), v1–v8: a group's committed offsets (-1 where none),
+//! for the partitions asked or, with null topics (v2+), all of them;
+//! v8 asks for several groups at once.
+
+use super::str_bytes;
+use crate::group::Committed;
+use crate::shard::message::{GroupAnswer, GroupCall};
+use crate::shard::Shard;
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
+use std::rc::Rc;
+
+type Offsets = Vec<(String, i32, Option<Committed>)>;
+/// (topic, [(partition, committed)]).
+type TopicOffsets = (String, Vec<(i32, Option<Committed>)>);
+
+async fn committed(
+    shard: &Rc<Shard>,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<Offsets, i16> {
+    let call = GroupCall::Fetch {
+        group: group.to_string(),
+        topics,
+    };
+    match shard.group_call(group, call).await {
+        Ok(GroupAnswer::Committed(v)) => Ok(v),
+        _ => Err(crate::protocol::error_code::ErrorCode::CoordinatorNotAvailable.code()),
+    }
+}
+
+/// Groups the flat offsets by topic, in first-seen order.
+fn by_topic(offsets: Offsets) -> Vec<TopicOffsets> {
+    let mut out: Vec<TopicOffsets> = Vec::new();
+    for (t, p, c) in offsets {
+        match out.iter_mut().find(|(name, _)| *name == t) {
+            Some((_, ps)) => ps.push((p, c)),
+            None => out.push((t, vec![(p, c)])),
+        }
+    }
+    out
+}
+
+fn values(c: &Option<Committed>, version: i16) -> (i64, i32, String) {
+    match c {
+        Some(c) => (
+            c.offset,
+            if version >= 5 { c.leader_epoch } else { -1 },
+            c.metadata.clone(),
+        ),
+        None => (-1, -1, String::new()),
+    }
+}
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    req: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
+    let mut out = OffsetFetchResponse::default();
+    if version >= 8 {
+        for g in &req.groups {
+            let topics = g.topics.as_ref().map(|ts| {
+                ts.iter()
+                    .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+                    .collect()
+            });
+            let mut group = OffsetFetchResponseGroup::default();
+            group.group_id = g.group_id.clone();
+            match committed(shard, g.group_id.0.as_str(), topics).await {
+                Ok(offsets) => {
+                    for (name, ps) in by_topic(offsets) {
+                        let mut topic = OffsetFetchResponseTopics::default();
+                        topic.name = TopicName(str_bytes(&name));
+                        for (p, c) in ps {
+                            let (offset, epoch, metadata) = values(&c, version);
+                            let mut rp = OffsetFetchResponsePartitions::default();
+                            rp.partition_index = p;
+                            rp.committed_offset = offset;
+                            rp.committed_leader_epoch = epoch;
+                            rp.metadata = Some(str_bytes(&metadata));
+                            topic.partitions.push(rp);
+                        }
+                        group.topics.push(topic);
+                    }
+                }
+                Err(code) => group.error_code = code,
+            }
+            out.groups.push(group);
+        }
+        return out;
+    }
+    let topics = req.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+            .collect()
+    });
+    match committed(shard, req.group_id.0.as_str(), topics).await {
+        Ok(offsets) => {
+            for (name, ps) in by_topic(offsets) {
+                let mut topic = OffsetFetchResponseTopic::default();
+                topic.name = TopicName(str_bytes(&name));
+                for (p, c) in ps {
+                    let (offset, epoch, metadata) = values(&c, version);
+                    let mut rp = OffsetFetchResponsePartition::default();
+                    rp.partition_index = p;
+                    rp.committed_offset = offset;
+                    rp.committed_leader_epoch = epoch;
+                    rp.metadata = Some(str_bytes(&metadata));
+                    topic.partitions.push(rp);
+                }
+                out.topics.push(topic);
+            }
+        }
+        Err(code) if version >= 2 => out.error_code = code,
+        Err(_) => {}
+    }
+    out
+}

@@ -1,0 +1,343 @@
+//! Consumer groups against the real binary with librdkafka and kcat:
+//! partitions split over a group's members and move when one leaves or
+//! is killed; committed offsets survive a broker SIGKILL; ListGroups and
+//! DescribeGroups through the rdkafka API.
+
+mod common;
+
+use common::broker::Broker;
+use common::test_dir;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A broker with 2 shards whose groups form without Kafka's 3 s initial
+/// delay (group.initial.rebalance.delay.ms = 0).
+fn start_broker(dir: &Path, partitions: u32) -> Broker {
+    let config = dir.join("strom.toml");
+    std::fs::write(
+        &config,
+        format!("\"group.initial.rebalance.delay.ms\" = 0\n\"num.partitions\" = {partitions}\n"),
+    )
+    .expect("config");
+    Broker::start_with(
+        &dir.join("data"),
+        &[
+            "--shards",
+            "2",
+            "--config",
+            config.to_str().expect("utf-8 path"),
+        ],
+    )
+}
+
+fn produce(addr: &str, topic: &str, from: usize, count: usize) {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("acks", "all")
+        .set("linger.ms", "1")
+        .create()
+        .expect("producer");
+    for i in from..from + count {
+        let key = format!("k{i}");
+        let value = format!("v{i}");
+        loop {
+            match p.send(BaseRecord::to(topic).key(&key).payload(&value)) {
+                Ok(()) => break,
+                Err(_) => {
+                    p.poll(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(30)).expect("all produced");
+}
+
+fn member(addr: &str, group: &str, extra: &[(&str, &str)]) -> BaseConsumer {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", addr)
+        .set("group.id", group)
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .set("auto.offset.reset", "earliest");
+    for (k, v) in extra {
+        c.set(*k, *v);
+    }
+    c.create().expect("consumer")
+}
+
+fn assigned(c: &BaseConsumer) -> BTreeSet<i32> {
+    c.assignment()
+        .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
+        .unwrap_or_default()
+}
+
+/// Polls every consumer until `done` says so (or fails after TIMEOUT);
+/// every message seen is recorded as (partition, offset).
+fn poll_until(
+    consumers: &[&BaseConsumer],
+    seen: &mut HashSet<(i32, i64)>,
+    what: &str,
+    mut done: impl FnMut(&HashSet<(i32, i64)>) -> bool,
+) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !done(seen) {
+        if Instant::now() > deadline {
+            let mut per: BTreeMap<i32, (usize, i64)> = BTreeMap::new();
+            for (p, o) in seen.iter() {
+                let e = per.entry(*p).or_insert((0, 0));
+                e.0 += 1;
+                e.1 = e.1.max(*o);
+            }
+            let sets: Vec<BTreeSet<i32>> = consumers.iter().map(|c| assigned(c)).collect();
+            panic!("timed out waiting for {what}: seen (count, max offset) {per:?}, assignments {sets:?}");
+        }
+        for c in consumers {
+            if let Some(m) = c.poll(Duration::from_millis(20)) {
+                let m = m.expect("a message");
+                seen.insert((m.partition(), m.offset()));
+                // At-least-once: only what was processed is committed (an
+                // error means this consumer stores offsets by itself).
+                let _ = c.store_offset_from_message(&m);
+            }
+        }
+    }
+}
+
+/// Each partition of 0..n assigned to exactly one of the consumers.
+fn split_exactly(consumers: &[&BaseConsumer], n: i32) -> bool {
+    let sets: Vec<BTreeSet<i32>> = consumers.iter().map(|c| assigned(c)).collect();
+    let total: usize = sets.iter().map(BTreeSet::len).sum();
+    let union: BTreeSet<i32> = sets.iter().flatten().copied().collect();
+    sets.iter().all(|s| !s.is_empty()) && total == n as usize && union == (0..n).collect()
+}
+
+#[test]
+fn a_group_splits_partitions_and_takes_over_when_a_member_leaves() {
+    let dir = test_dir();
+    let broker = start_broker(dir.path(), 6);
+    produce(&broker.addr, "orders", 0, 600);
+    // Auto-commit of explicitly stored offsets: librdkafka's default
+    // stores an offset for every message its queue hands out, including
+    // prefetched ones drained at close, which the test never saw.
+    let manual_store = [("enable.auto.offset.store", "false")];
+    let (a, b, c) = (
+        member(&broker.addr, "billing", &manual_store),
+        member(&broker.addr, "billing", &manual_store),
+        member(&broker.addr, "billing", &manual_store),
+    );
+    for m in [&a, &b, &c] {
+        m.subscribe(&["orders"]).expect("subscribe");
+    }
+    let mut seen = HashSet::new();
+    poll_until(
+        &[&a, &b, &c],
+        &mut seen,
+        "three members to share 6 partitions",
+        |_| split_exactly(&[&a, &b, &c], 6),
+    );
+
+    // The group as the admin API shows it.
+    let groups = a
+        .fetch_group_list(Some("billing"), Duration::from_secs(10))
+        .expect("group list");
+    let g = groups
+        .groups()
+        .iter()
+        .find(|g| g.name() == "billing")
+        .expect("billing listed");
+    assert_eq!(g.state(), "Stable");
+    assert_eq!(g.protocol_type(), "consumer");
+    assert_eq!(g.members().len(), 3);
+    assert!(g
+        .members()
+        .iter()
+        .all(|m| !m.assignment().unwrap_or_default().is_empty()));
+
+    // One member leaves (LeaveGroup on close): the other two take its
+    // partitions, and everything produced is consumed at least once.
+    drop(c);
+    produce(&broker.addr, "orders", 600, 300);
+    poll_until(
+        &[&a, &b],
+        &mut seen,
+        "two members to share all 6 partitions",
+        |_| split_exactly(&[&a, &b], 6),
+    );
+    poll_until(&[&a, &b], &mut seen, "all 900 messages", |s| s.len() >= 900);
+    let per_partition: BTreeMap<i32, usize> = seen.iter().fold(BTreeMap::new(), |mut m, (p, _)| {
+        *m.entry(*p).or_default() += 1;
+        m
+    });
+    assert_eq!(per_partition.len(), 6, "{per_partition:?}");
+}
+
+#[test]
+fn committed_offsets_survive_a_broker_crash() {
+    let dir = test_dir();
+    let mut broker = start_broker(dir.path(), 2);
+    produce(&broker.addr, "ledger", 0, 100);
+    let first = member(&broker.addr, "resume", &[("enable.auto.commit", "false")]);
+    first.subscribe(&["ledger"]).expect("subscribe");
+    let mut seen = HashSet::new();
+    poll_until(&[&first], &mut seen, "60 messages", |s| s.len() >= 60);
+    first
+        .commit_consumer_state(CommitMode::Sync)
+        .expect("commit");
+    let positions: BTreeMap<i32, i64> = first
+        .position()
+        .expect("positions")
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect();
+    assert!(!positions.is_empty());
+    drop(first);
+
+    broker.restart_after_kill();
+
+    let second = member(&broker.addr, "resume", &[("enable.auto.commit", "false")]);
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..2 {
+        tpl.add_partition("ledger", p);
+    }
+    let committed = second
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    for e in committed.elements() {
+        let expected = positions.get(&e.partition()).copied();
+        match expected {
+            Some(o) => assert_eq!(e.offset(), Offset::Offset(o), "partition {}", e.partition()),
+            None => assert_eq!(e.offset(), Offset::Invalid, "partition {}", e.partition()),
+        }
+    }
+    // A new member of the group starts exactly there (20 more messages so
+    // that every partition has one at or after its committed offset).
+    produce(&broker.addr, "ledger", 100, 20);
+    second.subscribe(&["ledger"]).expect("subscribe");
+    let mut first_seen: BTreeMap<i32, i64> = BTreeMap::new();
+    let deadline = Instant::now() + TIMEOUT;
+    while first_seen.len() < positions.len() {
+        assert!(Instant::now() < deadline, "resumed only {first_seen:?}");
+        if let Some(m) = second.poll(Duration::from_millis(50)) {
+            let m = m.expect("a message");
+            first_seen.entry(m.partition()).or_insert(m.offset());
+        }
+    }
+    for (p, o) in &positions {
+        assert_eq!(
+            first_seen.get(p),
+            Some(o),
+            "partition {p} resumed elsewhere"
+        );
+    }
+}
+
+/// A `kcat -G` member; its stdout lines are "partition offset".
+struct Kcat {
+    child: Child,
+    lines: mpsc::Receiver<(i32, i64)>,
+}
+
+impl Kcat {
+    fn start(addr: &str, group: &str, topic: &str) -> Kcat {
+        let mut child = Command::new("kcat")
+            .args(["-b", addr, "-G", group, topic, "-q", "-u", "-f", "%p %o\\n"])
+            .args([
+                "-X",
+                "auto.offset.reset=earliest",
+                "-X",
+                "session.timeout.ms=6000",
+            ])
+            .args(["-X", "heartbeat.interval.ms=500"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kcat");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let mut parts = line.split_whitespace();
+                if let (Some(p), Some(o)) = (parts.next(), parts.next()) {
+                    if let (Ok(p), Ok(o)) = (p.parse(), o.parse()) {
+                        let _ = tx.send((p, o));
+                    }
+                }
+            }
+        });
+        Kcat { child, lines }
+    }
+
+    fn partitions_seen(&self, into: &mut BTreeSet<i32>) {
+        while let Ok((p, _)) = self.lines.try_recv() {
+            into.insert(p);
+        }
+    }
+}
+
+impl Drop for Kcat {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `f` holds, producing a round of messages every so often.
+fn eventually(addr: &str, topic: &str, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    let mut round = 0;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        produce(addr, topic, 10_000 + round * 40, 40);
+        round += 1;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn kcat_members_split_partitions_and_a_killed_one_is_replaced() {
+    let dir = test_dir();
+    let broker = start_broker(dir.path(), 4);
+    produce(&broker.addr, "demo", 0, 40);
+    let one = Kcat::start(&broker.addr, "pair", "demo");
+    let mut two = Kcat::start(&broker.addr, "pair", "demo");
+    // Judged on the messages of the latest round only: before the second
+    // member joins, the first one may hold every partition.
+    eventually(&broker.addr, "demo", "both kcat members to consume", || {
+        let (mut seen_one, mut seen_two) = (BTreeSet::new(), BTreeSet::new());
+        one.partitions_seen(&mut seen_one);
+        two.partitions_seen(&mut seen_two);
+        !seen_one.is_empty()
+            && !seen_two.is_empty()
+            && seen_one.is_disjoint(&seen_two)
+            && seen_one.len() + seen_two.len() == 4
+    });
+    // SIGKILL: no LeaveGroup; after the 6 s session timeout the survivor
+    // gets every partition.
+    let _ = two.child.kill();
+    let _ = two.child.wait();
+    let mut after = BTreeSet::new();
+    eventually(
+        &broker.addr,
+        "demo",
+        "the survivor to consume all 4 partitions",
+        || {
+            one.partitions_seen(&mut after);
+            after.len() == 4
+        },
+    );
+}
