@@ -163,6 +163,10 @@ fn a_group_splits_partitions_and_takes_over_when_a_member_leaves() {
         .members()
         .iter()
         .all(|m| !m.assignment().unwrap_or_default().is_empty()));
+    assert!(
+        g.members().iter().all(|m| m.client_host() == "/127.0.0.1"),
+        "client hosts"
+    );
 
     // One member leaves (LeaveGroup on close): the other two take its
     // partitions, and everything produced is consumed at least once.
@@ -340,4 +344,115 @@ fn kcat_members_split_partitions_and_a_killed_one_is_replaced() {
             after.len() == 4
         },
     );
+}
+
+/// Polls until `done`, recording each consumer's assignment after every
+/// poll round.
+fn watch_assignments(
+    consumers: &[&BaseConsumer],
+    what: &str,
+    history: &mut Vec<Vec<BTreeSet<i32>>>,
+    mut done: impl FnMut(&[BTreeSet<i32>]) -> bool,
+) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        for c in consumers {
+            if let Some(m) = c.poll(Duration::from_millis(20)) {
+                m.expect("a message");
+            }
+        }
+        let now: Vec<BTreeSet<i32>> = consumers.iter().map(|c| assigned(c)).collect();
+        let finished = done(&now);
+        history.push(now);
+        if finished {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {:?}",
+            history.last()
+        );
+    }
+}
+
+#[test]
+fn cooperative_sticky_moves_only_what_the_new_member_takes() {
+    let dir = test_dir();
+    let broker = start_broker(dir.path(), 6);
+    produce(&broker.addr, "events", 0, 60);
+    let coop = [("partition.assignment.strategy", "cooperative-sticky")];
+    let (a, b) = (
+        member(&broker.addr, "coop", &coop),
+        member(&broker.addr, "coop", &coop),
+    );
+    a.subscribe(&["events"]).expect("subscribe");
+    b.subscribe(&["events"]).expect("subscribe");
+    let mut history = Vec::new();
+    watch_assignments(
+        &[&a, &b],
+        "a and b to share 6 partitions",
+        &mut history,
+        |s| s.iter().all(|x| x.len() == 3),
+    );
+    let before = (assigned(&a), assigned(&b));
+
+    let c = member(&broker.addr, "coop", &coop);
+    c.subscribe(&["events"]).expect("subscribe");
+    let mut during = Vec::new();
+    watch_assignments(&[&a, &b, &c], "c to get its share", &mut during, |s| {
+        s.iter().all(|x| x.len() == 2)
+    });
+    // Incremental: a and b only ever lost partitions (never all of them),
+    // so they kept consuming the rest throughout.
+    for round in &during {
+        assert!(
+            !round[0].is_empty() && round[0].is_subset(&before.0),
+            "{during:?}"
+        );
+        assert!(
+            !round[1].is_empty() && round[1].is_subset(&before.1),
+            "{during:?}"
+        );
+    }
+}
+
+#[test]
+fn a_static_member_restarting_within_its_session_gets_its_partitions_back() {
+    let dir = test_dir();
+    let broker = start_broker(dir.path(), 4);
+    produce(&broker.addr, "static", 0, 40);
+    let a = member(&broker.addr, "statics", &[("group.instance.id", "node-a")]);
+    let b = member(&broker.addr, "statics", &[("group.instance.id", "node-b")]);
+    a.subscribe(&["static"]).expect("subscribe");
+    b.subscribe(&["static"]).expect("subscribe");
+    let mut history = Vec::new();
+    watch_assignments(
+        &[&a, &b],
+        "a and b to share 4 partitions",
+        &mut history,
+        |s| s.iter().all(|x| x.len() == 2),
+    );
+    let (mine, theirs) = (assigned(&a), assigned(&b));
+
+    // a's process goes away (a static member sends no LeaveGroup) and
+    // comes back as the same instance well within session.timeout.ms.
+    drop(a);
+    let a = member(&broker.addr, "statics", &[("group.instance.id", "node-a")]);
+    a.subscribe(&["static"]).expect("subscribe");
+    let mut during = Vec::new();
+    watch_assignments(
+        &[&a, &b],
+        "a to get its partitions back",
+        &mut during,
+        |s| s[0] == mine,
+    );
+    assert!(
+        during.iter().all(|round| round[1] == theirs),
+        "b was rebalanced: {during:?}"
+    );
+    let groups = b
+        .fetch_group_list(Some("statics"), Duration::from_secs(10))
+        .expect("group list");
+    assert_eq!(groups.groups()[0].members().len(), 2);
+    assert_eq!(groups.groups()[0].state(), "Stable");
 }

@@ -52,6 +52,10 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     metrics::add(&shard.metrics.connections_accepted, 1);
     metrics::add(&shard.metrics.connections_open, 1);
     let fd = stream.as_raw_fd();
+    // Kafka's form of a member's host in DescribeGroups: "/<ip>".
+    let client_host: Rc<str> = stream
+        .peer_addr()
+        .map_or_else(|_| "".into(), |a| format!("/{}", a.ip()).into());
     set_buffer(fd, libc::SO_SNDBUF, shard.config.socket_send_buffer_bytes);
     set_buffer(
         fd,
@@ -90,7 +94,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             .get(..2)
             .map_or(-1, |k| i16::from_be_bytes([k[0], k[1]]));
         let in_flight = InFlight {
-            answer: glommio::spawn_local(handle(shard.clone(), frame)),
+            answer: glommio::spawn_local(handle(shard.clone(), frame, client_host.clone())),
             _slot: slot,
             api,
             read_at,
@@ -105,9 +109,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     open.set(open.get().saturating_sub(1));
 }
 
-async fn handle(shard: Rc<Shard>, frame: bytes::Bytes) -> Answer {
+async fn handle(shard: Rc<Shard>, frame: bytes::Bytes, client_host: Rc<str>) -> Answer {
     let _counted = InFlightGuard::new(&shard);
-    protocol::handle(&shard, frame).await
+    protocol::handle(&shard, frame, &client_host).await
 }
 
 /// Counts a request in `requests_in_flight` until dropped — also when its

@@ -18,6 +18,7 @@ pub async fn handle(
     req: JoinGroupRequest,
     version: i16,
     client_id: &str,
+    client_host: &str,
 ) -> JoinGroupResponse {
     let group = req.group_id.0.to_string();
     let session = Duration::from_millis(req.session_timeout_ms.max(0) as u64);
@@ -25,7 +26,7 @@ pub async fn handle(
         member_id: req.member_id.to_string(),
         instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
         client_id: client_id.to_string(),
-        client_host: String::new(),
+        client_host: client_host.to_string(),
         session_timeout: session,
         rebalance_timeout: if version >= 1 {
             Duration::from_millis(req.rebalance_timeout_ms.max(0) as u64)

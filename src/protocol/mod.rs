@@ -121,9 +121,11 @@ pub fn supported(api: ApiKey, version: i16) -> bool {
 }
 
 /// Answers one request frame. `Ok(None)`: no response is due (acks=0).
+/// `client_host`: the peer, as Kafka shows it ("/127.0.0.1").
 pub async fn handle(
     shard: &Rc<Shard>,
     mut frame: Bytes,
+    client_host: &str,
 ) -> Result<Option<Response>, ProtocolError> {
     if frame.len() < 8 {
         return Err(ProtocolError::ShortHeader(frame.len()));
@@ -191,9 +193,9 @@ pub async fn handle(
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(list_offsets::handle(shard, r, version).await)
         }
-        RequestKind::JoinGroup(r) => {
-            ResponseKind::JoinGroup(join_group::handle(shard, r, version, client).await)
-        }
+        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(
+            join_group::handle(shard, r, version, client, client_host).await,
+        ),
         RequestKind::SyncGroup(r) => {
             ResponseKind::SyncGroup(sync_group::handle(shard, r, version).await)
         }
