@@ -212,6 +212,9 @@ impl BrokerConfig {
             "offsets.retention.minutes" => {
                 self.group.offsets_retention = millis(number()?.saturating_mul(60_000))
             }
+            "offsets.topic.segment.bytes" => {
+                self.group.offsets_segment_bytes = number()?.clamp(4096, 1 << 40) as u64
+            }
             "offset.metadata.max.bytes" => {
                 self.group.offset_metadata_max_bytes = number()?.max(0) as usize
             }

@@ -7,6 +7,13 @@
 //! group membership is appended when it settles (Stable or Empty) and made
 //! durable by the log's flush policy. A tick every 100 ms expires member
 //! sessions and rebalance deadlines.
+//!
+//! The log does not grow without bound: once a partition holds more than
+//! twice `offsets.topic.segment.bytes`, it is rolled, the live state of
+//! its groups is appended as a snapshot, and every older segment deleted.
+//! In-memory state is updated before its record is appended, so a
+//! snapshot (taken from memory after the roll) is never older than a
+//! record that lands before it.
 
 use super::membership::{stored_member, Group, State};
 use super::store::{self, Key, StoredGroup, StoredMember};
@@ -36,6 +43,8 @@ pub struct GroupCoordinator {
     pub config: GroupConfig,
     groups: RefCell<AHashMap<String, Group>>,
     logs: RefCell<AHashMap<u32, Rc<Partition>>>,
+    /// Partitions being snapshotted right now.
+    compacting: RefCell<ahash::AHashSet<u32>>,
 }
 
 /// (topic, partition, result) of one offset in a commit or delete.
@@ -53,9 +62,10 @@ impl GroupCoordinator {
             config,
             groups: RefCell::new(AHashMap::new()),
             logs: RefCell::new(AHashMap::new()),
+            compacting: RefCell::new(ahash::AHashSet::new()),
         });
         let log_config = LogConfig {
-            segment_bytes: 64 << 20,
+            segment_bytes: coordinator.config.offsets_segment_bytes,
             write_buffer_bytes: 64 << 10,
             tail_cache_bytes: 256 << 10,
             ..LogConfig::default()
@@ -232,7 +242,7 @@ impl GroupCoordinator {
 
     /// Appends records to the group's log; durable when `flush`.
     async fn append(
-        &self,
+        self: &Rc<Self>,
         group: &str,
         records: Vec<(Vec<u8>, Vec<u8>)>,
         flush: bool,
@@ -240,19 +250,10 @@ impl GroupCoordinator {
         if records.is_empty() {
             return Ok(());
         }
+        let p = offsets_partition(group, self.config.offsets_partitions);
         let log = self.log_of(group)?;
-        let built: Vec<build::Record<'_>> = records
-            .iter()
-            .map(|(k, v)| build::Record {
-                key: Some(k),
-                value: v,
-                timestamp_delta: 0,
-            })
-            .collect();
-        let mut raw = build::batch(now_ms(), &built);
-        let batch = RecordBatch::split_first(&mut raw).map_err(|_| GroupError::Storage)?;
         let stored = async {
-            log.append(vec![batch]).await?;
+            log.append(batches(&records)?).await?;
             if flush {
                 log.flush().await?;
             }
@@ -261,7 +262,67 @@ impl GroupCoordinator {
         stored.await.map_err(|e| {
             tracing::error!(group, "storing group state: {e}");
             GroupError::Storage
-        })
+        })?;
+        if log.size_bytes() > 2 * self.config.offsets_segment_bytes
+            && self.compacting.borrow_mut().insert(p)
+        {
+            let me = self.clone();
+            glommio::spawn_local(async move {
+                if let Err(e) = me.snapshot(p, &log).await {
+                    tracing::error!(partition = p, "snapshotting __consumer_offsets: {e}");
+                }
+                me.compacting.borrow_mut().remove(&p);
+            })
+            .detach();
+        }
+        Ok(())
+    }
+
+    /// Rewrites partition `p` as one snapshot of its groups' live state
+    /// and deletes the segments before it.
+    async fn snapshot(&self, p: u32, log: &Partition) -> Result<(), LogError> {
+        log.roll().await?;
+        let records = self.live_records(p);
+        let count = records.len();
+        let info = match batches(&records) {
+            Ok(b) if !b.is_empty() => log.append(b).await?,
+            _ => return Ok(()),
+        };
+        log.flush().await?;
+        let deleted = log.delete_segments_before(info.base_offset).await?;
+        tracing::info!(
+            partition = p,
+            records = count,
+            deleted,
+            "__consumer_offsets snapshot"
+        );
+        Ok(())
+    }
+
+    /// Every live record of the groups kept in partition `p`.
+    fn live_records(&self, p: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let groups = self.groups.borrow();
+        let mut out = Vec::new();
+        for g in groups.values() {
+            if offsets_partition(&g.id, self.config.offsets_partitions) != p
+                || g.state == State::Dead
+            {
+                continue;
+            }
+            for ((topic, partition), c) in &g.offsets {
+                let key = Key::Offset {
+                    group: g.id.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                };
+                out.push((key.encode(), store::encode_offset(c)));
+            }
+            out.push((
+                Key::Group(g.id.clone()).encode(),
+                store::encode_group(&stored_group(g)),
+            ));
+        }
+        out
     }
 
     /// The group's membership record, if it settled since last stored.
@@ -272,36 +333,9 @@ impl GroupCoordinator {
             return None;
         }
         g.dirty = false;
-        let protocol = g.protocol.clone().unwrap_or_default();
-        let stored = StoredGroup {
-            protocol_type: g.protocol_type.clone().unwrap_or_default(),
-            generation: g.generation,
-            protocol: g.protocol.clone(),
-            leader: g.leader.clone(),
-            state_timestamp_ms: now_ms(),
-            members: g
-                .members
-                .iter()
-                .map(|m| StoredMember {
-                    member_id: m.id.clone(),
-                    instance_id: m.instance_id.clone(),
-                    client_id: m.client_id.clone(),
-                    client_host: m.client_host.clone(),
-                    rebalance_timeout: m.rebalance_timeout,
-                    session_timeout: m.session_timeout,
-                    subscription: m
-                        .protocols
-                        .iter()
-                        .find(|(n, _)| *n == protocol)
-                        .map(|(_, b)| b.clone())
-                        .unwrap_or_default(),
-                    assignment: m.assignment.clone(),
-                })
-                .collect(),
-        };
         Some((
             Key::Group(group.to_string()).encode(),
-            store::encode_group(&stored),
+            store::encode_group(&stored_group(g)),
         ))
     }
 
@@ -454,14 +488,14 @@ impl GroupCoordinator {
             records.push((key.encode(), store::encode_offset(&c)));
             accepted.push((topic, partition, c));
         }
-        let stored = self.append(group_id, records, true).await;
-        let mut groups = self.groups.borrow_mut();
-        for (topic, partition, c) in accepted {
-            if stored.is_ok() {
-                if let Some(g) = groups.get_mut(group_id) {
-                    g.offsets.insert((topic.clone(), partition), c);
-                }
+        // Memory first (see the module comment), then the durable append.
+        if let Some(g) = self.groups.borrow_mut().get_mut(group_id) {
+            for (topic, partition, c) in &accepted {
+                g.offsets.insert((topic.clone(), *partition), c.clone());
             }
+        }
+        let stored = self.append(group_id, records, true).await;
+        for (topic, partition, _) in accepted {
             results.push((topic, partition, stored));
         }
         results
@@ -718,6 +752,55 @@ impl GroupCoordinator {
         }
         Ok(())
     }
+}
+
+/// A group's membership as its record keeps it.
+fn stored_group(g: &Group) -> StoredGroup {
+    let protocol = g.protocol.clone().unwrap_or_default();
+    StoredGroup {
+        protocol_type: g.protocol_type.clone().unwrap_or_default(),
+        generation: g.generation,
+        protocol: g.protocol.clone(),
+        leader: g.leader.clone(),
+        state_timestamp_ms: now_ms(),
+        members: g
+            .members
+            .iter()
+            .map(|m| StoredMember {
+                member_id: m.id.clone(),
+                instance_id: m.instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                rebalance_timeout: m.rebalance_timeout,
+                session_timeout: m.session_timeout,
+                subscription: m
+                    .protocols
+                    .iter()
+                    .find(|(n, _)| *n == protocol)
+                    .map(|(_, b)| b.clone())
+                    .unwrap_or_default(),
+                assignment: m.assignment.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Records as RecordBatches of at most 1,000 records each.
+fn batches(records: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<RecordBatch>, LogError> {
+    let mut out = Vec::new();
+    for chunk in records.chunks(1000) {
+        let built: Vec<build::Record<'_>> = chunk
+            .iter()
+            .map(|(k, v)| build::Record {
+                key: Some(k),
+                value: v,
+                timestamp_delta: 0,
+            })
+            .collect();
+        let mut raw = build::batch(now_ms(), &built);
+        out.push(RecordBatch::split_first(&mut raw)?);
+    }
+    Ok(out)
 }
 
 async fn tick_loop(coordinator: Weak<GroupCoordinator>) {

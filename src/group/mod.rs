@@ -74,6 +74,10 @@ pub struct GroupConfig {
     pub offsets_retention: Duration,
     /// `offset.metadata.max.bytes` (Kafka: 4096).
     pub offset_metadata_max_bytes: usize,
+    /// `offsets.topic.segment.bytes` (Kafka: 104857600). A partition of
+    /// the offsets log holding more than twice this is rewritten as a
+    /// snapshot of its live records and its older segments deleted.
+    pub offsets_segment_bytes: u64,
 }
 
 impl Default for GroupConfig {
@@ -85,6 +89,7 @@ impl Default for GroupConfig {
             offsets_partitions: 8,
             offsets_retention: Duration::from_secs(7 * 24 * 3600),
             offset_metadata_max_bytes: 4096,
+            offsets_segment_bytes: 100 << 20,
         }
     }
 }

@@ -605,17 +605,48 @@ impl Partition {
     /// `retention.bytes`, oldest first, and advances the log start offset.
     /// Returns how many segments were deleted.
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<usize> {
+        let config = self.config();
+        self.delete_front("retention", |first, total| {
+            let by_time = config.retention_ms >= 0
+                && now_ms.saturating_sub(first.max_timestamp) > config.retention_ms;
+            let by_size =
+                config.retention_bytes >= 0 && total - first.size >= config.retention_bytes as u64;
+            by_time || by_size
+        })
+        .await
+    }
+
+    /// Deletes every whole segment before the one holding `offset` (the
+    /// log then starts at that segment): what a snapshot written at
+    /// `offset` makes redundant.
+    pub async fn delete_segments_before(&self, offset: u64) -> Result<usize> {
+        let next_bases: Vec<u64> = self
+            .state
+            .borrow()
+            .segments
+            .keys()
+            .skip(1)
+            .copied()
+            .collect();
+        let mut nexts = next_bases.into_iter();
+        self.delete_front("snapshot", |_, _| nexts.next().is_some_and(|b| b <= offset))
+            .await
+    }
+
+    /// Deletes the oldest segments while `doomed(first, total bytes)` says
+    /// so; never the active segment.
+    async fn delete_front(
+        &self,
+        reason: &str,
+        mut doomed_pred: impl FnMut(&Segment, u64) -> bool,
+    ) -> Result<usize> {
         let doomed = {
             let mut st = self.state.borrow_mut();
             let mut total: u64 = st.segments.values().map(|s| s.size).sum();
             let mut doomed = Vec::new();
             while st.segments.len() > 1 {
                 let first = st.segments.values().next().expect("segments");
-                let by_time = self.config().retention_ms >= 0
-                    && now_ms.saturating_sub(first.max_timestamp) > self.config().retention_ms;
-                let by_size = self.config().retention_bytes >= 0
-                    && total - first.size >= self.config().retention_bytes as u64;
-                if !(by_time || by_size) {
+                if !doomed_pred(first, total) {
                     break;
                 }
                 let base = first.base_offset();
@@ -631,7 +662,7 @@ impl Partition {
         let deleted = doomed.len();
         for files in doomed {
             let base = files.base_offset;
-            tracing::info!(segment = %files.log_path.display(), "deleting segment by retention");
+            tracing::info!(segment = %files.log_path.display(), reason, "deleting segment");
             for ext in ["log", "index", "timeindex"] {
                 let path = self.dir.join(file_name(base, ext));
                 if let Err(e) = glommio::io::remove(&path).await {
