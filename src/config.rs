@@ -212,6 +212,9 @@ impl BrokerConfig {
             "offsets.retention.minutes" => {
                 self.group.offsets_retention = millis(number()?.saturating_mul(60_000))
             }
+            "offsets.retention.check.interval.ms" => {
+                self.group.offsets_retention_check_interval = millis(number()?.max(1))
+            }
             "offsets.topic.segment.bytes" => {
                 self.group.offsets_segment_bytes = number()?.clamp(4096, 1 << 40) as u64
             }

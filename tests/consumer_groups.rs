@@ -510,3 +510,134 @@ fn the_offsets_log_stays_small_under_many_commits_and_survives_a_crash() {
         .expect("committed");
     assert_eq!(committed.elements()[0].offset(), Offset::Offset(400));
 }
+
+#[test]
+fn groups_are_deleted_only_when_empty_and_deleted_topics_lose_their_offsets() {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    let dir = test_dir();
+    let broker = start_broker(dir.path(), 2);
+    produce(&broker.addr, "doomed", 0, 20);
+    produce(&broker.addr, "kept", 0, 20);
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .create()
+        .expect("admin");
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
+    let delete = |group: &str| {
+        futures_lite::future::block_on(admin.delete_groups(&[group], &opts))
+            .expect("delete_groups")
+            .remove(0)
+    };
+
+    let c = member(&broker.addr, "cleanup", &[("enable.auto.commit", "false")]);
+    c.subscribe(&["doomed", "kept"]).expect("subscribe");
+    let mut seen = HashSet::new();
+    poll_until(
+        &[&c],
+        &mut seen,
+        "the member to own all 4 partitions",
+        |_| c.assignment().map_or(0, |a| a.count()) == 4,
+    );
+    let mut tpl = TopicPartitionList::new();
+    for t in ["doomed", "kept"] {
+        for p in 0..2 {
+            tpl.add_partition_offset(t, p, Offset::Offset(5))
+                .expect("offset");
+        }
+    }
+    c.commit(&tpl, CommitMode::Sync)
+        .expect("commit as a member");
+    assert_eq!(
+        delete("cleanup"),
+        Err(("cleanup".to_string(), RDKafkaErrorCode::NonEmptyGroup))
+    );
+    assert_eq!(
+        delete("never-was"),
+        Err(("never-was".to_string(), RDKafkaErrorCode::GroupIdNotFound))
+    );
+
+    // Deleting a topic drops the group's offsets for it, not the others.
+    let committed = |c: &BaseConsumer| {
+        let mut tpl = TopicPartitionList::new();
+        for t in ["doomed", "kept"] {
+            for p in 0..2 {
+                tpl.add_partition(t, p);
+            }
+        }
+        c.committed_offsets(tpl, Duration::from_secs(10))
+            .expect("committed")
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.offset()))
+            .collect::<Vec<_>>()
+    };
+    assert!(committed(&c)
+        .iter()
+        .all(|(_, o)| matches!(o, Offset::Offset(_))));
+    drop(c);
+    futures_lite::future::block_on(admin.delete_topics(&["doomed"], &opts))
+        .expect("delete_topics")
+        .remove(0)
+        .expect("doomed deleted");
+    let probe = member(&broker.addr, "cleanup", &[("enable.auto.commit", "false")]);
+    let after = committed(&probe);
+    for (topic, offset) in &after {
+        match topic.as_str() {
+            "doomed" => assert_eq!(*offset, Offset::Invalid, "{after:?}"),
+            _ => assert!(matches!(offset, Offset::Offset(_)), "{after:?}"),
+        }
+    }
+    drop(probe);
+
+    // The group is empty now (its member left): it can go, with its offsets.
+    assert_eq!(delete("cleanup"), Ok("cleanup".to_string()));
+    let probe = member(&broker.addr, "cleanup", &[("enable.auto.commit", "false")]);
+    assert!(committed(&probe).iter().all(|(_, o)| *o == Offset::Invalid));
+}
+
+#[test]
+fn offsets_of_an_empty_group_expire_after_the_retention() {
+    let dir = test_dir();
+    let config = dir.path().join("strom.toml");
+    // Kafka's names; 0 minutes so the test need not wait for one.
+    std::fs::write(
+        &config,
+        "\"offsets.retention.minutes\" = 0\n\"offsets.retention.check.interval.ms\" = 100\n",
+    )
+    .expect("config");
+    let broker = Broker::start_with(
+        &dir.path().join("data"),
+        &["--config", config.to_str().expect("utf-8")],
+    );
+    produce(&broker.addr, "brief", 0, 5);
+    let c = member(
+        &broker.addr,
+        "forgetful",
+        &[("enable.auto.commit", "false")],
+    );
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("brief", 0, Offset::Offset(3))
+        .expect("offset");
+    c.commit(&tpl, CommitMode::Sync).expect("commit");
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let mut ask = TopicPartitionList::new();
+        ask.add_partition("brief", 0);
+        let got = c
+            .committed_offsets(ask, Duration::from_secs(10))
+            .expect("committed");
+        if got.elements()[0].offset() == Offset::Invalid {
+            break;
+        }
+        assert!(Instant::now() < deadline, "offset never expired");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        broker.log_text().contains("offsets expired"),
+        "{}",
+        broker.log_text()
+    );
+}

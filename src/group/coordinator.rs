@@ -36,8 +36,6 @@ use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 const TICK: Duration = Duration::from_millis(100);
-/// How often expired offsets of empty groups are looked for.
-const RETENTION_CHECK: Duration = Duration::from_secs(60);
 
 pub struct GroupCoordinator {
     pub config: GroupConfig,
@@ -703,10 +701,14 @@ impl GroupCoordinator {
         for group in changed {
             self.persist_if_dirty(&group);
         }
+        // Groups that only ever saw refused joins, or whose members all
+        // left and whose offsets are gone, are forgotten (as in Kafka).
+        self.groups.borrow_mut().retain(|_, g| !g.is_idle());
     }
 
     /// offsets.retention.minutes: an empty group's offsets older than the
-    /// retention go, as in Kafka.
+    /// retention go, as in Kafka (checked every
+    /// offsets.retention.check.interval.ms).
     async fn expire_offsets(self: &Rc<Self>) {
         let cutoff = now_ms() - self.config.offsets_retention.as_millis() as i64;
         let expired: Vec<(String, Vec<(String, i32)>)> = self
@@ -812,7 +814,7 @@ async fn tick_loop(coordinator: Weak<GroupCoordinator>) {
         };
         let now = Instant::now();
         c.tick(now);
-        if now.duration_since(last_retention) >= RETENTION_CHECK {
+        if now.duration_since(last_retention) >= c.config.offsets_retention_check_interval {
             last_retention = now;
             c.expire_offsets().await;
         }

@@ -125,6 +125,15 @@ impl Group {
         self.members.is_empty()
     }
 
+    /// Nothing to remember: no members, none expected, no offsets.
+    pub fn is_idle(&self) -> bool {
+        self.state == State::Empty
+            && self.members.is_empty()
+            && self.pending.is_empty()
+            && self.offsets.is_empty()
+            && !self.dirty
+    }
+
     pub fn member(&self, id: &str) -> Option<&Member> {
         self.members.iter().find(|m| m.id == id)
     }

@@ -72,6 +72,8 @@ pub struct GroupConfig {
     /// `offsets.retention.minutes` (Kafka: 7 days): offsets of an empty
     /// group older than this are dropped.
     pub offsets_retention: Duration,
+    /// `offsets.retention.check.interval.ms` (Kafka: 600000).
+    pub offsets_retention_check_interval: Duration,
     /// `offset.metadata.max.bytes` (Kafka: 4096).
     pub offset_metadata_max_bytes: usize,
     /// `offsets.topic.segment.bytes` (Kafka: 104857600). A partition of
@@ -88,6 +90,7 @@ impl Default for GroupConfig {
             initial_rebalance_delay: Duration::from_millis(3_000),
             offsets_partitions: 8,
             offsets_retention: Duration::from_secs(7 * 24 * 3600),
+            offsets_retention_check_interval: Duration::from_millis(600_000),
             offset_metadata_max_bytes: 4096,
             offsets_segment_bytes: 100 << 20,
         }
