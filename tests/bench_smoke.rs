@@ -80,6 +80,25 @@ fn bench_counts_messages_and_reports_ordered_percentiles() {
     );
     assert_eq!(v["consumed"], 3000, "{v}");
     assert_eq!(v["sent"], 0, "{v}");
+    // The same 3,000 read by a consumer group of 2 (range assignment by
+    // the bench's leader, offsets committed in the group).
+    let v = bench(
+        &broker.addr,
+        &[
+            "--producers",
+            "0",
+            "--consumers",
+            "2",
+            "--from-earliest",
+            "--messages",
+            "3000",
+            "--topic",
+            "smoke",
+            "--group",
+            "smoke-readers",
+        ],
+    );
+    assert_eq!(v["consumed"], 3000, "{v}");
     let dist = std::fs::read_to_string(&hgrm).unwrap();
     assert!(dist.contains("Total count    =         3000"), "{dist}");
 
@@ -169,6 +188,28 @@ fn sharded_keyed_compressed_bench_and_its_plot() {
         assert_eq!(partitions.len(), 6, "the topic got --partitions 6");
         assert_eq!(seen.values().sum::<i32>(), 4000);
     }
+    // A group member leaves halfway: everything is still consumed and the
+    // rebalance is timed.
+    let v = bench(
+        &broker.addr,
+        &[
+            "--rate",
+            "4000",
+            "--duration",
+            "3",
+            "--consumers",
+            "2",
+            "--topic",
+            "grouped",
+            "--group",
+            "leavers",
+            "--leave-after",
+            "1.5",
+        ],
+    );
+    assert_eq!(v["consumed"], v["acked"], "{v}");
+    let rebalance = v["rebalance_ms"].as_f64().unwrap_or_else(|| panic!("{v}"));
+    assert!(rebalance > 0.0 && rebalance < 10_000.0, "{v}");
     let svg = std::fs::read_to_string(&plot).expect("plot written");
     assert!(svg.starts_with("<svg"), "{svg}");
     assert_eq!(

@@ -66,7 +66,7 @@ impl ConsumeResult {
 pub struct Shared {
     pub start: Instant,
     pub warm: Instant,
-    totals: Arc<Totals>,
+    pub totals: Arc<Totals>,
     consumed: Cell<u64>,
     bytes: Cell<u64>,
     first: Cell<Option<Instant>>,
@@ -125,7 +125,7 @@ pub async fn start(
     Ok(tasks)
 }
 
-async fn start_offsets(
+pub(super) async fn start_offsets(
     client: &mut KafkaClient,
     topic: &str,
     partitions: &[i32],
@@ -159,36 +159,47 @@ async fn consume(
     mut offsets: Vec<(i32, i64)>,
     shared: Rc<Shared>,
 ) -> anyhow::Result<()> {
-    loop {
-        if shared.totals.all_consumed(DRAIN_GRACE) {
-            return Ok(());
-        }
-        let response: FetchResponse = client
-            .call(
-                ApiKey::Fetch,
-                FETCH_VERSION,
-                &fetch_request(&topic, &offsets),
-            )
-            .await?;
-        let now = Instant::now();
-        for t in &response.responses {
-            for p in &t.partitions {
-                let Some(slot) = offsets.iter_mut().find(|(i, _)| *i == p.partition_index) else {
-                    continue;
-                };
-                if p.error_code != 0 {
-                    anyhow::bail!(
-                        "fetch of partition {} failed with error code {}",
-                        p.partition_index,
-                        p.error_code
-                    );
-                }
-                if let Some(records) = &p.records {
-                    slot.1 = take(records.clone(), slot.1, now, &shared);
+    while !shared.totals.all_consumed(DRAIN_GRACE) {
+        fetch_once(&mut client, &topic, &mut offsets, &shared).await?;
+    }
+    Ok(())
+}
+
+/// One Fetch of `offsets`' partitions; accounts for what came and moves
+/// the offsets on. Returns the partitions that returned records.
+pub(super) async fn fetch_once(
+    client: &mut KafkaClient,
+    topic: &str,
+    offsets: &mut [(i32, i64)],
+    shared: &Shared,
+) -> anyhow::Result<Vec<i32>> {
+    let response: FetchResponse = client
+        .call(ApiKey::Fetch, FETCH_VERSION, &fetch_request(topic, offsets))
+        .await?;
+    let now = Instant::now();
+    let mut with_data = Vec::new();
+    for t in &response.responses {
+        for p in &t.partitions {
+            let Some(slot) = offsets.iter_mut().find(|(i, _)| *i == p.partition_index) else {
+                continue;
+            };
+            if p.error_code != 0 {
+                anyhow::bail!(
+                    "fetch of partition {} failed with error code {}",
+                    p.partition_index,
+                    p.error_code
+                );
+            }
+            if let Some(records) = &p.records {
+                let before = slot.1;
+                slot.1 = take(records.clone(), slot.1, now, shared);
+                if slot.1 > before {
+                    with_data.push(p.partition_index);
                 }
             }
         }
     }
+    Ok(with_data)
 }
 
 /// Accounts for every record at or after `offset`; returns the next offset.

@@ -18,6 +18,7 @@
 pub mod client;
 pub mod compression;
 pub mod consumer;
+pub mod group;
 pub mod partitioner;
 pub mod plot;
 pub mod producer;
@@ -33,6 +34,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -97,6 +99,16 @@ pub struct BenchArgs {
     /// Consumers start at the log start instead of the log end.
     #[arg(long)]
     pub from_earliest: bool,
+    /// The consumers are members of this consumer group (range
+    /// assignment, committed offsets) instead of splitting partitions
+    /// among themselves. Needs `--shards 1`.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// With --group: member 0 leaves the group after this many seconds;
+    /// the report gives the rebalance time (its LeaveGroup to all of its
+    /// partitions read by the other members).
+    #[arg(long)]
+    pub leave_after: Option<f64>,
     /// Seconds at the start whose messages are not counted.
     #[arg(long, default_value_t = 0.0)]
     pub warmup: f64,
@@ -179,6 +191,9 @@ impl BenchArgs {
 /// Runs the benchmark on `--shards` executors and reports.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let shards = args.shards.max(1);
+    if args.group.is_some() && shards > 1 {
+        bail!("--group runs on one bench shard: drop --shards");
+    }
     if args.producers == 0 && (args.consumers == 0 || args.messages.is_none()) {
         bail!("--producers 0 needs --consumers and --messages (how many to read)");
     }
@@ -215,7 +230,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             .name(&format!("strom-bench-{shard}"))
             .spawn(move || async move {
                 let shared = consumer::Shared::new(epoch, warm, totals.clone());
-                let consumers = consumer::start(&args, &consumer_ids, partitions, &shared).await;
+                let rebalance = Rc::new(group::Rebalance::default());
+                let consumers = match &args.group {
+                    Some(g) => {
+                        group::start(&args, g, partitions, &consumer_ids, &shared, &rebalance).await
+                    }
+                    None => consumer::start(&args, &consumer_ids, partitions, &shared).await,
+                };
                 // Every shard arrives, even a failed one, so none waits forever.
                 plan.start = totals.all_ready(shards).await;
                 let consumers = consumers?;
@@ -229,25 +250,27 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 for c in consumers {
                     c.await?;
                 }
-                Ok::<_, anyhow::Error>((produced, shared.result()))
+                Ok::<_, anyhow::Error>((produced, shared.result(), rebalance.millis()))
             })
             .map_err(|e| anyhow::anyhow!("starting bench shard {shard}: {e}"))?;
         handles.push(handle);
     }
     let mut produced = producer::RunResult::empty();
     let mut consumed: Option<consumer::ConsumeResult> = None;
+    let mut rebalance_ms = None;
     for (shard, handle) in handles.into_iter().enumerate() {
-        let (p, c) = handle
+        let (p, c, r) = handle
             .join()
             .map_err(|e| anyhow::anyhow!("bench shard {shard}: {e}"))??;
         produced.merge(p);
+        rebalance_ms = rebalance_ms.or(r);
         match &mut consumed {
             Some(all) => all.merge(c),
             None => consumed = Some(c),
         }
     }
     let consumed = consumed.filter(|_| args.consumers > 0);
-    report::print(&args, &produced, warm, consumed.as_ref())
+    report::print(&args, &produced, warm, consumed.as_ref(), rebalance_ms)
 }
 
 /// Runs one future on a fresh executor thread and returns its output.

@@ -25,6 +25,7 @@ pub fn print(
     r: &RunResult,
     warm: Instant,
     consumed: Option<&ConsumeResult>,
+    rebalance_ms: Option<f64>,
 ) -> anyhow::Result<()> {
     if let Some(path) = &args.hgrm {
         std::fs::write(path, hgrm(&r.latency))
@@ -76,6 +77,9 @@ pub fn print(
             )?;
             write_percentiles(&mut out, &c.latency)?;
         }
+        if let Some(ms) = rebalance_ms {
+            write!(out, ",\"rebalance_ms\":{ms:.1}")?;
+        }
         out.push('}');
         println!("{out}");
         return Ok(());
@@ -93,6 +97,11 @@ pub fn print(
             c.bytes as f64 / secs / 1e6
         );
         println!("end-to-end latency ms:{}", percentile_line(&c.latency));
+    }
+    if let Some(ms) = rebalance_ms {
+        println!(
+            "rebalance: member 0 left; its partitions were read by the others {ms:.1} ms later"
+        );
     }
     Ok(())
 }
