@@ -917,6 +917,11 @@ mod tests {
                 .expect("answered at once");
             assert_eq!((again.error, again.generation), (None, gen));
             assert_ne!(again.member_id, a);
+            // It led the group, so it still does, and sees the members.
+            assert_eq!(
+                (again.leader.as_str(), again.members.len()),
+                (again.member_id.as_str(), 2)
+            );
             assert_eq!(g.state, State::Stable);
             assert_eq!(g.heartbeat(&b, None, gen, now), Ok(()));
             let s = g
