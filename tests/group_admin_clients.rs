@@ -72,12 +72,19 @@ fn topic(name: &str) -> TopicName {
 fn offset_delete_drops_one_partitions_offset_of_an_empty_group() {
     let dir = test_dir();
     let broker = start(dir.path());
+    // One message (kcat waits for its delivery, so the topic exists).
+    let message = dir.path().join("message");
+    std::fs::write(&message, "x").expect("message file");
     let out = Command::new("kcat")
         .args(["-b", &broker.addr, "-t", "od", "-P", "-p", "0"])
-        .stdin(std::process::Stdio::null())
+        .arg(&message)
         .output()
         .expect("kcat creates the topic");
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let addr = broker.addr.clone();
     let (deleted, unknown, after): (i16, i16, Vec<(i32, i64)>) = common::run(move || async move {
         let mut c = KafkaClient::connect(&addr).await.expect("connect");
