@@ -5,9 +5,10 @@
 //! its partitions, heartbeats between fetches, commits its positions before
 //! every rejoin and when it leaves.
 //!
-//! `--leave-after S` makes member 0 leave the group S seconds in: the
-//! rebalance time is from its LeaveGroup to the moment every partition it
-//! held has returned records to another member.
+//! `--leave-after S` makes member 0 leave the group S seconds after the
+//! group formed (when producing starts): the rebalance time is from its
+//! LeaveGroup to the moment every partition it held has returned records
+//! to another member.
 
 use super::client::KafkaClient;
 use super::consumer::{fetch_once, start_offsets, Shared};
@@ -50,6 +51,8 @@ pub struct Rebalance {
     /// Members that finished their first join (start waits for all, so
     /// producing starts once the group has formed).
     started: Cell<usize>,
+    /// When every member had joined (producing starts then).
+    formed_at: Cell<Option<Instant>>,
     pub left_at: Cell<Option<Instant>>,
     moved: RefCell<BTreeSet<i32>>,
     pub done_at: Cell<Option<Instant>>,
@@ -95,10 +98,10 @@ pub async fn start(
             partitions,
             member_id: String::new(),
             generation: -1,
-            leave_at: (id == 0)
+            leave_after: (id == 0)
                 .then_some(args.leave_after)
                 .flatten()
-                .map(|s| shared.start + Duration::from_secs_f64(s)),
+                .map(|s| Duration::from_secs_f64(s.max(0.0))),
         };
         tasks.push(glommio::spawn_local(
             member.run(shared.clone(), rebalance.clone()),
@@ -113,6 +116,7 @@ pub async fn start(
         }
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
+    rebalance.formed_at.set(Some(Instant::now()));
     Ok(tasks)
 }
 
@@ -124,7 +128,8 @@ struct Member {
     partitions: i32,
     member_id: String,
     generation: i32,
-    leave_at: Option<Instant>,
+    /// Member 0 with --leave-after: leaves this long after the group formed.
+    leave_after: Option<Duration>,
 }
 
 /// What a round of membership ended with.
@@ -262,7 +267,11 @@ impl Member {
             if shared.totals.all_consumed(DRAIN_GRACE) {
                 return Ok(Round::Done);
             }
-            if self.leave_at.is_some_and(|t| Instant::now() >= t) {
+            let leave_at = self
+                .leave_after
+                .zip(rebalance.formed_at.get())
+                .map(|(d, t)| t + d);
+            if leave_at.is_some_and(|t| Instant::now() >= t) {
                 *rebalance.moved.borrow_mut() = offsets.iter().map(|(p, _)| *p).collect();
                 rebalance.left_at.set(Some(Instant::now()));
                 return Ok(Round::Done);
@@ -271,7 +280,7 @@ impl Member {
                 glommio::timer::sleep(Duration::from_millis(50)).await;
             } else {
                 let with_data = fetch_once(&mut self.client, &self.topic, offsets, shared).await?;
-                if self.leave_at.is_none() {
+                if self.leave_after.is_none() {
                     rebalance.read_again(&with_data);
                 }
             }

@@ -104,7 +104,8 @@ pub struct BenchArgs {
     /// among themselves. Needs `--shards 1`.
     #[arg(long)]
     pub group: Option<String>,
-    /// With --group: member 0 leaves the group after this many seconds;
+    /// With --group: member 0 leaves the group this many seconds after
+    /// the group formed (when producing starts);
     /// the report gives the rebalance time (its LeaveGroup to all of its
     /// partitions read by the other members).
     #[arg(long)]
