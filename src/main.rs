@@ -187,6 +187,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let shards = config.shards.max(1);
     config.shards = shards;
+    strom::group::pin_offsets_partitions(&config.data_dir, config.group.offsets_partitions)
+        .context("offsets.topic.num.partitions")?;
     let metrics_listener = match config.metrics_listen {
         Some(addr) => {
             Some(bind_metrics(addr).with_context(|| format!("metrics listener on {addr}"))?)

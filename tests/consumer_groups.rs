@@ -641,3 +641,30 @@ fn offsets_of_an_empty_group_expire_after_the_retention() {
         broker.log_text()
     );
 }
+
+#[test]
+fn offsets_topic_partition_count_cannot_change_under_existing_groups() {
+    let dir = test_dir();
+    let data = dir.path().join("data");
+    let mut broker = Broker::start(&data);
+    broker.stop();
+    let config = dir.path().join("strom.toml");
+    std::fs::write(&config, "\"offsets.topic.num.partitions\" = 16\n").expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_strom"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "none",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("strom serve");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot change"), "{stderr}");
+}

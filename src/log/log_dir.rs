@@ -31,6 +31,21 @@ impl TopicPartition {
     }
 }
 
+/// Replaces a broker metadata file (under `meta/`) durably: temp file,
+/// fsync, rename over the old one, fsync the directory — the one way strom
+/// persists metadata. Small files, written rarely: blocking calls are brief.
+pub fn write_durably(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

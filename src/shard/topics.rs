@@ -7,9 +7,10 @@
 //! is one line per topic: `<name> <partitions> <topic-id hex> [<k>=<v> ...]`.
 
 use crate::log::config::ConfigError;
+use crate::log::log_dir::write_durably;
 use crate::log::LogConfig;
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Kafka's limit on topic name length.
@@ -212,27 +213,19 @@ impl TopicTable {
             path: self.path.clone(),
             source,
         };
-        let dir = self.path.parent().expect("meta dir");
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let tmp = self.path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        let mut text = String::new();
         for t in self.topics.values() {
             let configs: Vec<String> = t.configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            writeln!(
-                f,
+            let _ = writeln!(
+                text,
                 "{} {} {:032x} {}",
                 t.name,
                 t.partitions,
                 t.id,
                 configs.join(" ")
-            )
-            .map_err(io)?;
+            );
         }
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io)
+        write_durably(&self.path, text.as_bytes()).map_err(io)
     }
 }
 
