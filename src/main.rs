@@ -171,14 +171,29 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(n) = args.shards {
         config.shards = n;
     }
-    if let Some(n) = args.blocking_threads {
-        config.blocking_threads = n.clamp(1, 256);
-    }
-    if let Some(us) = args.spin_before_park_us {
-        config.spin_before_park_us = us.min(1_000_000);
-    }
-    if let Some(n) = args.pipeline_depth {
-        config.pipeline_depth = n.clamp(1, 64);
+    // Flags go through the same setter as the config file (one set of
+    // bounds per setting).
+    let numeric = [
+        (
+            "--blocking-threads",
+            "shard.blocking.threads",
+            args.blocking_threads.map(|n| n as u64),
+        ),
+        (
+            "--spin-before-park-us",
+            "shard.spin.before.park.us",
+            args.spin_before_park_us,
+        ),
+        (
+            "--pipeline-depth",
+            "connection.pipeline.depth",
+            args.pipeline_depth.map(|n| n as u64),
+        ),
+    ];
+    for (flag, key, value) in numeric {
+        if let Some(v) = value {
+            config.apply(key, &v.to_string()).context(flag)?;
+        }
     }
     if let Some(addr) = &args.metrics_listen {
         config
@@ -191,7 +206,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("offsets.topic.num.partitions")?;
     let metrics_listener = match config.metrics_listen {
         Some(addr) => {
-            Some(bind_metrics(addr).with_context(|| format!("metrics listener on {addr}"))?)
+            let l = bind_metrics(addr).with_context(|| format!("metrics listener on {addr}"))?;
+            // Port 0 picks a free one; the startup line names it.
+            config.metrics_listen = Some(l.local_addr()?);
+            Some(l)
         }
         None => None,
     };

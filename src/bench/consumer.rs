@@ -203,62 +203,60 @@ pub(super) async fn fetch_once(
 }
 
 /// Accounts for every record at or after `offset`; returns the next offset.
-fn take(mut records: Bytes, mut offset: i64, now: Instant, shared: &Shared) -> i64 {
+fn take(mut records: Bytes, offset: i64, now: Instant, shared: &Shared) -> i64 {
     let mut latency = shared.latency.borrow_mut();
     let before = shared.consumed.get();
+    // Each record at or after `offset`: its end-to-end latency, counted.
+    let mut account = |at: i64, value: &[u8]| {
+        if at < offset {
+            return;
+        }
+        if let Some(stamp) = value.get(..8) {
+            let intended = shared.start
+                + Duration::from_micros(u64::from_be_bytes(stamp.try_into().expect("8 bytes")));
+            if intended >= shared.warm {
+                latency.saturating_record(
+                    now.saturating_duration_since(intended).as_micros().max(1) as u64,
+                );
+            }
+        }
+        shared.consumed.set(shared.consumed.get() + 1);
+        shared.bytes.set(shared.bytes.get() + value.len() as u64);
+    };
+    let mut next = offset;
     // A broker may end a response with a partial batch: stop there.
     while let Ok(batch) = RecordBatch::split_first(&mut records) {
-        // (offset, value) of each record; compressed batches decoded by the
-        // kafka-protocol codecs, as a client would.
-        let values: Vec<(i64, Bytes)> = if batch.compression() == 0 {
-            batch
-                .records()
-                .map(|r| {
-                    let value = r.value.unwrap_or_default();
-                    let at = batch.base_offset() + i64::from(r.offset_delta);
-                    (at, batch.as_bytes().slice_ref(value))
-                })
-                .collect()
+        if batch.compression() == 0 {
+            // Read in place: no copy and no allocation per record.
+            for r in batch.records() {
+                account(
+                    batch.base_offset() + i64::from(r.offset_delta),
+                    r.value.unwrap_or_default(),
+                );
+            }
         } else {
+            // Compressed: decoded by the kafka-protocol codecs, as a
+            // client would.
             let mut raw = batch.as_bytes().clone();
             match RecordBatchDecoder::decode(&mut raw) {
-                Ok(set) => set
-                    .records
-                    .into_iter()
-                    .map(|r| (r.offset, r.value.unwrap_or_default()))
-                    .collect(),
-                Err(e) => {
-                    tracing::warn!(
-                        "undecodable compressed batch at {}: {e}",
-                        batch.base_offset()
-                    );
-                    Vec::new()
+                Ok(set) => {
+                    for r in &set.records {
+                        account(r.offset, r.value.as_deref().unwrap_or_default());
+                    }
                 }
+                Err(e) => tracing::warn!(
+                    "undecodable compressed batch at {}: {e}",
+                    batch.base_offset()
+                ),
             }
-        };
-        for (at, value) in values {
-            if at < offset {
-                continue;
-            }
-            if let Some(stamp) = value.get(..8) {
-                let intended = shared.start
-                    + Duration::from_micros(u64::from_be_bytes(stamp.try_into().expect("8 bytes")));
-                if intended >= shared.warm {
-                    latency.saturating_record(
-                        now.saturating_duration_since(intended).as_micros().max(1) as u64,
-                    );
-                }
-            }
-            shared.consumed.set(shared.consumed.get() + 1);
-            shared.bytes.set(shared.bytes.get() + value.len() as u64);
         }
-        offset = offset.max(batch.last_offset() + 1);
+        next = next.max(batch.last_offset() + 1);
         shared.first.set(shared.first.get().or(Some(now)));
         shared.last.set(Some(now));
     }
     let taken = shared.consumed.get() - before;
     shared.totals.consumed.fetch_add(taken, Ordering::Relaxed);
-    offset
+    next
 }
 
 fn fetch_request(topic: &str, offsets: &[(i32, i64)]) -> FetchRequest {

@@ -15,7 +15,7 @@
 //! snapshot (taken from memory after the roll) is never older than a
 //! record that lands before it.
 
-use super::membership::{stored_member, Group, State};
+use super::membership::{Group, Member, State};
 use super::store::{self, Key, StoredGroup, StoredMember};
 use super::{
     offsets_partition, Committed, DescribedMember, GroupConfig, GroupDescription, GroupError,
@@ -199,20 +199,7 @@ impl GroupCoordinator {
                 let members = stored
                     .members
                     .into_iter()
-                    .map(|m| {
-                        stored_member(
-                            m.member_id,
-                            m.instance_id,
-                            m.client_id,
-                            m.client_host,
-                            m.session_timeout,
-                            m.rebalance_timeout,
-                            stored.protocol_type.clone(),
-                            (protocol.clone(), m.subscription),
-                            m.assignment,
-                            now,
-                        )
-                    })
+                    .map(|m| Member::restored(m, &stored.protocol_type, &protocol, now))
                     .collect();
                 groups
                     .entry(group.clone())
@@ -308,12 +295,10 @@ impl GroupCoordinator {
                 continue;
             }
             for ((topic, partition), c) in &g.offsets {
-                let key = Key::Offset {
-                    group: g.id.clone(),
-                    topic: topic.clone(),
-                    partition: *partition,
-                };
-                out.push((key.encode(), store::encode_offset(c)));
+                out.push((
+                    Key::offset(&g.id, topic, *partition),
+                    store::encode_offset(c),
+                ));
             }
             out.push((
                 Key::Group(g.id.clone()).encode(),
@@ -478,12 +463,10 @@ impl GroupCoordinator {
                 results.push((topic, partition, Err(GroupError::OffsetMetadataTooLarge)));
                 continue;
             }
-            let key = Key::Offset {
-                group: group_id.to_string(),
-                topic: topic.clone(),
-                partition,
-            };
-            records.push((key.encode(), store::encode_offset(&c)));
+            records.push((
+                Key::offset(group_id, &topic, partition),
+                store::encode_offset(&c),
+            ));
             accepted.push((topic, partition, c));
         }
         // Memory first (see the module comment), then the durable append.
@@ -556,12 +539,7 @@ impl GroupCoordinator {
                     instance_id: m.instance_id.clone(),
                     client_id: m.client_id.clone(),
                     client_host: m.client_host.clone(),
-                    metadata: m
-                        .protocols
-                        .iter()
-                        .find(|(n, _)| *n == protocol)
-                        .map(|(_, b)| b.clone())
-                        .unwrap_or_default(),
+                    metadata: m.metadata_for(&protocol),
                     assignment: m.assignment.clone(),
                 })
                 .collect(),
@@ -594,14 +572,7 @@ impl GroupCoordinator {
             let mut keys: Vec<Vec<u8>> = g
                 .offsets
                 .keys()
-                .map(|(t, p)| {
-                    Key::Offset {
-                        group: group_id.to_string(),
-                        topic: t.clone(),
-                        partition: *p,
-                    }
-                    .encode()
-                })
+                .map(|(t, p)| Key::offset(group_id, t, *p))
                 .collect();
             g.delete()?;
             groups.remove(group_id);
@@ -638,14 +609,7 @@ impl GroupCoordinator {
             }
             partitions
                 .iter()
-                .map(|(t, p)| {
-                    let key = Key::Offset {
-                        group: group_id.to_string(),
-                        topic: t.clone(),
-                        partition: *p,
-                    };
-                    (key.encode(), Vec::new())
-                })
+                .map(|(t, p)| (Key::offset(group_id, t, *p), Vec::new()))
                 .collect()
         };
         let stored = self.append(group_id, tombstones, true).await;
@@ -677,14 +641,7 @@ impl GroupCoordinator {
         for (group, ps) in doomed {
             let tombstones = ps
                 .into_iter()
-                .map(|p| {
-                    let key = Key::Offset {
-                        group: group.clone(),
-                        topic: topic.to_string(),
-                        partition: p,
-                    };
-                    (key.encode(), Vec::new())
-                })
+                .map(|p| (Key::offset(&group, topic, p), Vec::new()))
                 .collect();
             let _ = self.append(&group, tombstones, false).await;
         }
@@ -733,14 +690,7 @@ impl GroupCoordinator {
             tracing::info!(group, partitions = old.len(), "offsets expired");
             let tombstones = old
                 .into_iter()
-                .map(|(topic, partition)| {
-                    let key = Key::Offset {
-                        group: group.clone(),
-                        topic,
-                        partition,
-                    };
-                    (key.encode(), Vec::new())
-                })
+                .map(|(topic, partition)| (Key::offset(&group, &topic, partition), Vec::new()))
                 .collect();
             let _ = self.append(&group, tombstones, false).await;
         }
@@ -775,12 +725,7 @@ fn stored_group(g: &Group) -> StoredGroup {
                 client_host: m.client_host.clone(),
                 rebalance_timeout: m.rebalance_timeout,
                 session_timeout: m.session_timeout,
-                subscription: m
-                    .protocols
-                    .iter()
-                    .find(|(n, _)| *n == protocol)
-                    .map(|(_, b)| b.clone())
-                    .unwrap_or_default(),
+                subscription: m.metadata_for(&protocol),
                 assignment: m.assignment.clone(),
             })
             .collect(),

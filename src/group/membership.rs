@@ -12,6 +12,7 @@
 //! CompletingRebalance and Stable every member has joined the current
 //! generation; the leader, when set, is a member.
 
+use super::store::StoredMember;
 use super::{
     Committed, GroupConfig, GroupError, JoinRequest, JoinResponse, JoinedMember, SyncResponse,
 };
@@ -61,7 +62,27 @@ pub struct Member {
 }
 
 impl Member {
-    fn metadata_for(&self, protocol: &str) -> Bytes {
+    /// A member as its group's stored record kept it (replay after a
+    /// restart), with a fresh session.
+    pub fn restored(m: StoredMember, protocol_type: &str, protocol: &str, now: Instant) -> Member {
+        Member {
+            id: m.member_id,
+            instance_id: m.instance_id,
+            client_id: m.client_id,
+            client_host: m.client_host,
+            session_timeout: m.session_timeout,
+            rebalance_timeout: m.rebalance_timeout,
+            protocol_type: protocol_type.to_string(),
+            protocols: vec![(protocol.to_string(), m.subscription)],
+            assignment: m.assignment,
+            last_seen: now,
+            join_waiter: None,
+            sync_waiter: None,
+        }
+    }
+
+    /// The member's metadata for `protocol` (empty if it has none).
+    pub fn metadata_for(&self, protocol: &str) -> Bytes {
         self.protocols
             .iter()
             .find(|(name, _)| name == protocol)
@@ -678,38 +699,9 @@ impl Group {
     }
 }
 
-/// A restored member: what the group metadata record keeps.
-#[allow(clippy::too_many_arguments)]
-pub fn stored_member(
-    id: String,
-    instance_id: Option<String>,
-    client_id: String,
-    client_host: String,
-    session_timeout: Duration,
-    rebalance_timeout: Duration,
-    protocol_type: String,
-    protocol: (String, Bytes),
-    assignment: Bytes,
-    now: Instant,
-) -> Member {
-    Member {
-        id,
-        instance_id,
-        client_id,
-        client_host,
-        session_timeout,
-        rebalance_timeout,
-        protocol_type,
-        protocols: vec![protocol],
-        assignment,
-        last_seen: now,
-        join_waiter: None,
-        sync_waiter: None,
-    }
-}
-
-/// Kafka's member ids: the client id, a dash, a UUID (here built from
-/// the clock and a per-thread counter: unique, not secret).
+/// Kafka's member ids: the client id, a dash, a UUID — here made of the
+/// clock and a per-thread counter. A group lives on one shard (one
+/// thread), so that is unique where it must be.
 fn new_member_id(client_id: &str) -> String {
     thread_local!(static NEXT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) });
     let n = NEXT.with(|c| {
@@ -719,9 +711,7 @@ fn new_member_id(client_id: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let thread = std::thread::current().id();
-    let salt = ahash::RandomState::with_seeds(1, 2, 3, 4).hash_one(format!("{thread:?}"));
-    format!("{client_id}-{}", uuid::Uuid::from_u64_pair(nanos, salt ^ n))
+    format!("{client_id}-{}", uuid::Uuid::from_u64_pair(nanos, n))
 }
 
 #[cfg(test)]

@@ -46,6 +46,16 @@ pub struct StoredGroup {
 pub struct Malformed(&'static str);
 
 impl Key {
+    /// The encoded key of a group's committed offset for a partition.
+    pub fn offset(group: &str, topic: &str, partition: i32) -> Vec<u8> {
+        Key::Offset {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            partition,
+        }
+        .encode()
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         match self {

@@ -74,6 +74,14 @@ pub struct ApiStats {
     pub latency: Histogram<u64>,
 }
 
+fn api_stats(apis: &mut BTreeMap<i16, ApiStats>, api: i16) -> &mut ApiStats {
+    apis.entry(api).or_insert_with(|| ApiStats {
+        requests: 0,
+        errors: 0,
+        latency: latency_histogram(),
+    })
+}
+
 /// One shard's measurements.
 pub struct ShardMetrics {
     stages: Vec<RefCell<Histogram<u64>>>,
@@ -133,11 +141,7 @@ impl ShardMetrics {
     /// `latency`.
     pub fn count_request(&self, api: i16, latency: Duration) {
         let mut apis = self.apis.borrow_mut();
-        let stats = apis.entry(api).or_insert_with(|| ApiStats {
-            requests: 0,
-            errors: 0,
-            latency: latency_histogram(),
-        });
+        let stats = api_stats(&mut apis, api);
         stats.requests += 1;
         stats
             .latency
@@ -151,12 +155,7 @@ impl ShardMetrics {
             return;
         }
         let mut apis = self.apis.borrow_mut();
-        let stats = apis.entry(api).or_insert_with(|| ApiStats {
-            requests: 0,
-            errors: 0,
-            latency: latency_histogram(),
-        });
-        stats.errors += errors;
+        api_stats(&mut apis, api).errors += errors;
     }
 
     /// A copy of this shard's measurements; partitions are the caller's.

@@ -230,57 +230,61 @@ pub async fn handle(
 /// How many error codes other than NONE an answer carries (for the
 /// per-API error counters; Fetch counts its own).
 fn error_codes(response: &ResponseKind) -> u64 {
-    let codes: Vec<i16> = match response {
-        ResponseKind::Produce(r) => r
-            .responses
-            .iter()
-            .flat_map(|t| t.partition_responses.iter().map(|p| p.error_code))
-            .collect(),
-        ResponseKind::ListOffsets(r) => r
-            .topics
-            .iter()
-            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
-            .collect(),
-        ResponseKind::Metadata(r) => r.topics.iter().map(|t| t.error_code).collect(),
-        ResponseKind::CreateTopics(r) => r.topics.iter().map(|t| t.error_code).collect(),
-        ResponseKind::DeleteTopics(r) => r.responses.iter().map(|t| t.error_code).collect(),
-        ResponseKind::CreatePartitions(r) => r.results.iter().map(|t| t.error_code).collect(),
-        ResponseKind::DescribeConfigs(r) => r.results.iter().map(|t| t.error_code).collect(),
-        ResponseKind::AlterConfigs(r) => r.responses.iter().map(|t| t.error_code).collect(),
+    use std::iter::once;
+    // Counted as they are walked: no allocation per response.
+    fn failed(codes: impl IntoIterator<Item = i16>) -> u64 {
+        codes.into_iter().filter(|&c| c != 0).count() as u64
+    }
+    match response {
+        ResponseKind::Produce(r) => failed(
+            r.responses
+                .iter()
+                .flat_map(|t| t.partition_responses.iter().map(|p| p.error_code)),
+        ),
+        ResponseKind::ListOffsets(r) => failed(
+            r.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+        ),
+        ResponseKind::Metadata(r) => failed(r.topics.iter().map(|t| t.error_code)),
+        ResponseKind::CreateTopics(r) => failed(r.topics.iter().map(|t| t.error_code)),
+        ResponseKind::DeleteTopics(r) => failed(r.responses.iter().map(|t| t.error_code)),
+        ResponseKind::CreatePartitions(r) => failed(r.results.iter().map(|t| t.error_code)),
+        ResponseKind::DescribeConfigs(r) => failed(r.results.iter().map(|t| t.error_code)),
+        ResponseKind::AlterConfigs(r) => failed(r.responses.iter().map(|t| t.error_code)),
         ResponseKind::IncrementalAlterConfigs(r) => {
-            r.responses.iter().map(|t| t.error_code).collect()
+            failed(r.responses.iter().map(|t| t.error_code))
         }
-        ResponseKind::FindCoordinator(r) => std::iter::once(r.error_code)
-            .chain(r.coordinators.iter().map(|c| c.error_code))
-            .collect(),
-        ResponseKind::ApiVersions(r) => vec![r.error_code],
-        ResponseKind::JoinGroup(r) => vec![r.error_code],
-        ResponseKind::SyncGroup(r) => vec![r.error_code],
-        ResponseKind::Heartbeat(r) => vec![r.error_code],
-        ResponseKind::LeaveGroup(r) => std::iter::once(r.error_code)
-            .chain(r.members.iter().map(|m| m.error_code))
-            .collect(),
-        ResponseKind::OffsetCommit(r) => r
-            .topics
-            .iter()
-            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
-            .collect(),
-        ResponseKind::OffsetFetch(r) => std::iter::once(r.error_code)
-            .chain(r.groups.iter().map(|g| g.error_code))
-            .collect(),
-        ResponseKind::ListGroups(r) => vec![r.error_code],
-        ResponseKind::DescribeGroups(r) => r.groups.iter().map(|g| g.error_code).collect(),
-        ResponseKind::DeleteGroups(r) => r.results.iter().map(|g| g.error_code).collect(),
-        ResponseKind::OffsetDelete(r) => std::iter::once(r.error_code)
-            .chain(
+        ResponseKind::FindCoordinator(r) => {
+            failed(once(r.error_code).chain(r.coordinators.iter().map(|c| c.error_code)))
+        }
+        ResponseKind::ApiVersions(r) => failed([r.error_code]),
+        ResponseKind::JoinGroup(r) => failed([r.error_code]),
+        ResponseKind::SyncGroup(r) => failed([r.error_code]),
+        ResponseKind::Heartbeat(r) => failed([r.error_code]),
+        ResponseKind::LeaveGroup(r) => {
+            failed(once(r.error_code).chain(r.members.iter().map(|m| m.error_code)))
+        }
+        ResponseKind::OffsetCommit(r) => failed(
+            r.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+        ),
+        ResponseKind::OffsetFetch(r) => {
+            failed(once(r.error_code).chain(r.groups.iter().map(|g| g.error_code)))
+        }
+        ResponseKind::ListGroups(r) => failed([r.error_code]),
+        ResponseKind::DescribeGroups(r) => failed(r.groups.iter().map(|g| g.error_code)),
+        ResponseKind::DeleteGroups(r) => failed(r.results.iter().map(|g| g.error_code)),
+        ResponseKind::OffsetDelete(r) => failed(
+            once(r.error_code).chain(
                 r.topics
                     .iter()
                     .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
-            )
-            .collect(),
-        _ => Vec::new(),
-    };
-    codes.iter().filter(|&&c| c != 0).count() as u64
+            ),
+        ),
+        _ => 0,
+    }
 }
 
 /// A whole response frame: size, response header, body.

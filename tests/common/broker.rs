@@ -11,10 +11,9 @@ pub struct Broker {
     pub addr: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
-    /// Where `/metrics` is served.
+    /// Where `/metrics` is served (the broker picks a free port and logs it).
     pub metrics_addr: String,
     port: u16,
-    metrics_port: u16,
     /// Flags it was started with, kept for restarts.
     extra: Vec<String>,
 }
@@ -27,18 +26,15 @@ fn free_port() -> u16 {
 impl Broker {
     /// Starts a broker on `data_dir` and waits until it accepts connections.
     pub fn start(data_dir: &Path) -> Broker {
-        Broker::start_on(data_dir, (free_port(), free_port()), &[])
+        Broker::start_on(data_dir, free_port(), &[])
     }
 
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Broker {
-        Broker::start_on(data_dir, (free_port(), free_port()), extra)
+        Broker::start_on(data_dir, free_port(), extra)
     }
 
-    /// `ports`: Kafka's and `/metrics`'.
-    fn start_on(data_dir: &Path, ports: (u16, u16), extra: &[&str]) -> Broker {
-        let (port, metrics_port) = ports;
+    fn start_on(data_dir: &Path, port: u16, extra: &[&str]) -> Broker {
         let addr = format!("127.0.0.1:{port}");
-        let metrics_addr = format!("127.0.0.1:{metrics_port}");
         let log = data_dir.with_extension(format!("{port}.log"));
         let stderr = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_strom"))
@@ -47,7 +43,7 @@ impl Broker {
                 "--listen",
                 &addr,
                 "--metrics-listen",
-                &metrics_addr,
+                "127.0.0.1:0",
             ])
             .arg("--data-dir")
             .arg(data_dir)
@@ -56,17 +52,24 @@ impl Broker {
             .stderr(stderr)
             .spawn()
             .expect("spawn strom");
-        let broker = Broker {
+        let mut broker = Broker {
             child: Some(child),
             addr,
             data_dir: data_dir.to_path_buf(),
             log,
-            metrics_addr,
+            metrics_addr: String::new(),
             port,
-            metrics_port,
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         broker.wait_ready();
+        // The startup line says: metrics="http://127.0.0.1:PORT/metrics".
+        let text = broker.log_text();
+        broker.metrics_addr = text
+            .split("metrics=\"http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_default()
+            .to_string();
         broker
     }
 
@@ -102,7 +105,7 @@ impl Broker {
     pub fn restart_after_kill(&mut self) {
         self.kill();
         let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
-        let fresh = Broker::start_on(&self.data_dir, (self.port, self.metrics_port), &extra);
+        let fresh = Broker::start_on(&self.data_dir, self.port, &extra);
         *self = fresh;
     }
 
