@@ -30,7 +30,7 @@ start() {
   # shellcheck disable=SC2086
   $STROM serve --listen 127.0.0.1:$PORT --metrics-listen 127.0.0.1:$MPORT --data-dir "$DATA" $SERVE_FLAGS 2>>"$DATA.log" &
   BROKER=$!
-  for _ in $(seq 100); do
+  for _ in $(seq 400); do
     grep -q "strom is serving" "$DATA.log" 2>/dev/null && return
     sleep 0.05
   done
