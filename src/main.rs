@@ -204,9 +204,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.shards = shards;
     strom::group::pin_offsets_partitions(&config.data_dir, config.group.offsets_partitions)
         .context("offsets.topic.num.partitions")?;
+    // Held until every shard has bound its own SO_REUSEPORT listener, so
+    // the port (picked by the kernel for port 0) stays ours meanwhile.
+    let (listen, _reservation) = reserve_listen_port(config.listen)
+        .with_context(|| format!("listening on {}", config.listen))?;
+    if config.advertised_port == 0 {
+        // Nobody can connect to port 0: advertise the port picked.
+        config.advertised_port = listen.port();
+    }
+    config.listen = listen;
     let metrics_listener = match config.metrics_listen {
         Some(addr) => {
-            let l = bind_metrics(addr).with_context(|| format!("metrics listener on {addr}"))?;
+            let l = bind_exclusive(addr).with_context(|| format!("metrics listener on {addr}"))?;
             // Port 0 picks a free one; the startup line names it.
             config.metrics_listen = Some(l.local_addr()?);
             Some(l)
@@ -218,6 +227,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mesh = MeshBuilder::<Envelope, Full>::full(shards, MESH_CHANNEL_CAPACITY);
     let startup = Arc::new(Startup {
         partitions: AtomicUsize::new(0),
+        failed: AtomicBool::new(false),
         ready: Barrier::new(shards),
         started: Instant::now(),
     });
@@ -248,6 +258,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 hot += h;
                 cold += c;
             }
+            // The shard that failed says why; the others only stopped.
+            Ok(Err(e)) if e.is::<PeerFailed>() => {}
             Ok(Err(e)) => failure = Some(e.context(format!("shard {id}"))),
             Err(e) => failure = Some(anyhow::anyhow!("shard {id} panicked: {e}")),
         }
@@ -259,16 +271,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How long a taken metrics port is retried at startup.
-const METRICS_BIND_PATIENCE: Duration = Duration::from_secs(5);
+/// How long a taken port is retried at startup.
+const BIND_PATIENCE: Duration = Duration::from_secs(5);
 
-/// Binds `/metrics`' port without SO_REUSEPORT, so a port another process
-/// serves is an error rather than silently shared. A broker restarted
-/// right after a crash may find it still held for a moment (the dead
-/// process's io_uring is torn down asynchronously, with its pending
-/// accept), so EADDRINUSE is retried for a few seconds.
-fn bind_metrics(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let patience = Instant::now() + METRICS_BIND_PATIENCE;
+/// Binds `addr` without SO_REUSEPORT, so a port another process serves is
+/// an error rather than silently shared. A broker restarted right after a
+/// crash may find its ports still held for a moment (the dead process's
+/// io_uring is torn down asynchronously, with its pending accepts), so
+/// EADDRINUSE is retried for a few seconds.
+fn bind_exclusive(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let patience = Instant::now() + BIND_PATIENCE;
     loop {
         match std::net::TcpListener::bind(addr) {
             Ok(l) => {
@@ -283,6 +295,31 @@ fn bind_metrics(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     }
 }
 
+/// Settles the Kafka listener's port before the shards bind it: a port
+/// another process holds is refused (every shard binds with SO_REUSEPORT,
+/// which would otherwise share it silently), and port 0 becomes a port
+/// the kernel picks. The returned socket is bound with SO_REUSEPORT but
+/// never listens (it receives no connections); holding it keeps the port
+/// from being taken before the shards bind.
+fn reserve_listen_port(addr: SocketAddr) -> std::io::Result<(SocketAddr, socket2::Socket)> {
+    if addr.port() != 0 {
+        drop(bind_exclusive(addr)?);
+    }
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    let bound = socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| std::io::Error::other("the listener has no IP address"))?;
+    Ok((bound, socket))
+}
+
 /// How long shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -290,22 +327,34 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const MESH_CHANNEL_CAPACITY: usize = 1024;
 
 /// What the shards share while starting: a count of recovered partitions
-/// and a barrier, so one line can report them all.
+/// and a barrier, so one line can report them all. Every shard reaches the
+/// barrier, failed or not, so one shard's failure stops the others instead
+/// of leaving them waiting.
 struct Startup {
     partitions: AtomicUsize,
+    failed: AtomicBool,
     ready: Barrier,
     started: Instant,
 }
 
-async fn run_shard(
-    id: usize,
+/// A shard stopped at startup because another one failed.
+#[derive(Debug)]
+struct PeerFailed;
+
+impl std::fmt::Display for PeerFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stopped: another shard failed to start")
+    }
+}
+
+impl std::error::Error for PeerFailed {}
+
+/// Joins the mesh, recovers this shard's partitions and binds its listener.
+async fn open_shard(
     config: BrokerConfig,
     mesh: MeshBuilder<Envelope, Full>,
-    startup: Arc<Startup>,
-    metrics_listener: Option<std::os::fd::RawFd>,
-) -> anyhow::Result<(u64, u64)> {
-    let shards = config.shards;
-    let (router, receivers) = if shards == 1 {
+) -> anyhow::Result<(Rc<Shard>, glommio::net::TcpListener)> {
+    let (router, receivers) = if config.shards == 1 {
         (Router::single(), None)
     } else {
         let (senders, receivers) = mesh
@@ -322,12 +371,33 @@ async fn run_shard(
     }
     let listener =
         listener::bind(&shard).with_context(|| format!("listening on {}", shard.config.listen))?;
-    startup
-        .partitions
-        .fetch_add(shard.partition_count(), Ordering::SeqCst);
+    Ok((shard, listener))
+}
+
+async fn run_shard(
+    id: usize,
+    config: BrokerConfig,
+    mesh: MeshBuilder<Envelope, Full>,
+    startup: Arc<Startup>,
+    metrics_listener: Option<std::os::fd::RawFd>,
+) -> anyhow::Result<(u64, u64)> {
+    let shards = config.shards;
+    let opened = open_shard(config, mesh).await;
+    match &opened {
+        Ok((shard, _)) => {
+            startup
+                .partitions
+                .fetch_add(shard.partition_count(), Ordering::SeqCst);
+        }
+        Err(_) => startup.failed.store(true, Ordering::SeqCst),
+    }
     // Blocks this thread briefly, once, at startup, so the line below can
     // count every shard's partitions.
     startup.ready.wait();
+    let (shard, listener) = opened?;
+    if startup.failed.load(Ordering::SeqCst) {
+        return Err(PeerFailed.into());
+    }
     if id == 0 {
         tracing::info!(
             listen = %shard.config.listen,

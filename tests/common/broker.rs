@@ -18,30 +18,28 @@ pub struct Broker {
     extra: Vec<String>,
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 impl Broker {
     /// Starts a broker on `data_dir` and waits until it accepts connections.
     pub fn start(data_dir: &Path) -> Broker {
-        Broker::start_on(data_dir, free_port(), &[])
+        Broker::start_with(data_dir, &[])
     }
 
+    /// The broker picks a free port itself and names it in its startup
+    /// line (a port picked here and released could be taken before the
+    /// broker binds it).
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Broker {
-        Broker::start_on(data_dir, free_port(), extra)
+        Broker::start_on(data_dir, 0, extra)
     }
 
     fn start_on(data_dir: &Path, port: u16, extra: &[&str]) -> Broker {
-        let addr = format!("127.0.0.1:{port}");
-        let log = data_dir.with_extension(format!("{port}.log"));
+        let listen = format!("127.0.0.1:{port}");
+        let log = unique_log_path(data_dir);
         let stderr = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_strom"))
             .args([
                 "serve",
                 "--listen",
-                &addr,
+                &listen,
                 "--metrics-listen",
                 "127.0.0.1:0",
             ])
@@ -54,32 +52,56 @@ impl Broker {
             .expect("spawn strom");
         let mut broker = Broker {
             child: Some(child),
-            addr,
+            addr: String::new(),
             data_dir: data_dir.to_path_buf(),
             log,
             metrics_addr: String::new(),
             port,
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
-        broker.wait_ready();
-        // The startup line says: metrics="http://127.0.0.1:PORT/metrics".
-        let text = broker.log_text();
+        // The startup line says: listen=127.0.0.1:PORT ...
+        // metrics="http://127.0.0.1:PORT/metrics".
+        let text = broker.wait_serving();
+        broker.addr = text
+            .split("strom is serving listen=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("the startup line names the listen address")
+            .to_string();
+        broker.port = broker
+            .addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port");
         broker.metrics_addr = text
             .split("metrics=\"http://")
             .nth(1)
             .and_then(|rest| rest.split('/').next())
             .unwrap_or_default()
             .to_string();
+        broker.wait_connectable();
         broker
     }
 
-    /// Ready once the startup line is logged (every shard bound and
-    /// recovered) and the port accepts connections.
-    fn wait_ready(&self) {
+    /// Waits for the startup line (every shard bound and recovered) and
+    /// returns the log so far; fails early if the broker exited.
+    fn wait_serving(&mut self) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !self.log_text().contains("strom is serving")
-            || TcpStream::connect(&self.addr).is_err()
-        {
+        loop {
+            let text = self.log_text();
+            if text.contains("strom is serving") {
+                return text;
+            }
+            assert!(self.is_running(), "strom exited at startup: {text}");
+            assert!(Instant::now() < deadline, "strom did not start: {text}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn wait_connectable(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&self.addr).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "strom did not listen: {}",
@@ -141,6 +163,14 @@ impl Broker {
             None => false,
         }
     }
+}
+
+/// One log file per broker process started, beside its data dir.
+fn unique_log_path(data_dir: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static STARTED: AtomicUsize = AtomicUsize::new(0);
+    let n = STARTED.fetch_add(1, Ordering::SeqCst);
+    data_dir.with_extension(format!("{}.{n}.log", std::process::id()))
 }
 
 impl Drop for Broker {
