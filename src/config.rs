@@ -225,6 +225,9 @@ impl BrokerConfig {
             "log.tail.cache.bytes" => {
                 self.log.tail_cache_bytes = number()?.clamp(0, 1 << 40) as usize
             }
+            "log.zero.ahead.bytes" => {
+                self.log.zero_ahead_bytes = number()?.clamp(0, 1 << 30) as u64
+            }
             "log.write.buffer.bytes" => {
                 self.log.write_buffer_bytes = number()?.clamp(4096, 1 << 30) as usize
             }

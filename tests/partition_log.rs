@@ -320,6 +320,30 @@ fn missing_or_damaged_indexes_are_rebuilt_on_open() {
 }
 
 #[test]
+fn an_append_never_waits_for_a_flush_ms_flush() {
+    // Proves: flush.ms is the timer's job (as Kafka's log flusher): an
+    // append made after the deadline passed returns without flushing, so an
+    // acks=1 producer never waits for an fdatasync; the timer's check then
+    // flushes everything.
+    let dir = test_dir();
+    let path = dir.path().join("t-0");
+    run(move || async move {
+        let config = LogConfig {
+            flush_ms: 1000,
+            ..small_config()
+        };
+        let p = open(&path, config).await;
+        p.append_at(vec![batch(0, 1, 10, 0)], 0).await.unwrap();
+        p.append_at(vec![batch(1, 1, 10, 0)], 5_000).await.unwrap();
+        p.append_at(vec![batch(2, 1, 10, 0)], 9_000).await.unwrap();
+        assert_eq!(p.durable_offset(), 0);
+        assert_eq!(p.fdatasyncs(), 0);
+        assert!(p.flush_if_due(9_000).await.unwrap());
+        assert_eq!(p.durable_offset(), 3);
+    });
+}
+
+#[test]
 fn flush_timer_makes_old_data_durable_without_an_explicit_flush() {
     // Proves flush.ms works on its own: appended data becomes durable within
     // a few ticks with nobody calling flush.
@@ -374,5 +398,70 @@ fn housekeeping_applies_retention_without_being_asked() {
         }
         assert!(p.segment_count() < before);
         assert!(p.size_bytes() < (64 << 10) + (64 << 10));
+    });
+}
+
+#[test]
+fn flushes_keep_zeros_ahead_that_sealing_and_recovery_remove() {
+    // Proves: with zero-ahead on, a flushed segment file holds written zeros
+    // past the log end (so flushed appends overwrite blocks instead of
+    // growing the file); a sealed segment is cut back to its batches; a
+    // reopened partition trims the zeros, keeps every batch and appends on.
+    let dir = test_dir();
+    let path = dir.path().join("t-0");
+    run(move || async move {
+        let config = LogConfig {
+            segment_bytes: 256 << 10,
+            zero_ahead_bytes: 64 << 10,
+            ..small_config()
+        };
+        let log_file = |base: u64| path.join(format!("{base:020}.log"));
+        let p = open(&path, config.clone()).await;
+        // A run of small flushes (as under acks=all) starts the zeroing; it
+        // runs in the background and the last flush waits behind it.
+        for tag in 0..6 {
+            p.append(vec![batch(tag, 2, 1000, 1000)]).await.unwrap();
+            p.flush().await.unwrap();
+        }
+        let logical = p.size_bytes();
+        let on_disk = std::fs::read(log_file(0)).unwrap();
+        assert!(
+            on_disk.len() as u64 >= logical + (32 << 10),
+            "{} bytes on disk for {logical} of log",
+            on_disk.len()
+        );
+        assert!(on_disk[logical as usize..].iter().all(|&b| b == 0));
+        let mut tag = 6;
+        while p.segment_count() < 3 {
+            p.append(vec![batch(tag, 2, 1000, 1000)]).await.unwrap();
+            p.flush().await.unwrap();
+            tag += 1;
+        }
+        let bases = p.segment_bases();
+        let sealed_len = std::fs::metadata(log_file(bases[0])).unwrap().len();
+        let sealed_batches = split(bytes::Bytes::from(
+            std::fs::read(log_file(bases[0])).unwrap(),
+        ));
+        assert_eq!(
+            sealed_len,
+            sealed_batches.iter().map(|b| b.len() as u64).sum::<u64>()
+        );
+        // Reopen without closing, as after a crash.
+        drop(p);
+        let p = open(&path, config).await;
+        let got: Vec<u64> = read_all(&p, 0).await.iter().map(tag_of).collect();
+        assert_eq!(got, (0..tag).collect::<Vec<_>>());
+        // Recovery cut the active segment back to its batches.
+        let on_disk: u64 = p
+            .segment_bases()
+            .iter()
+            .map(|&b| std::fs::metadata(log_file(b)).unwrap().len())
+            .sum();
+        assert_eq!(on_disk, p.size_bytes());
+        p.append(vec![batch(tag, 2, 1000, 1000)]).await.unwrap();
+        p.flush().await.unwrap();
+        let got: Vec<u64> = read_all(&p, 0).await.iter().map(tag_of).collect();
+        assert_eq!(got, (0..=tag).collect::<Vec<_>>());
+        p.close().await.unwrap();
     });
 }

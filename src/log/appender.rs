@@ -17,7 +17,19 @@
 //!   partial block can never land after a newer one.
 //! - After any write fails the appender is failed for good; callers see the
 //!   error and take the partition offline.
+//! - Writes are aligned to at least 4 KiB, ext4's block size: ext4 handles a
+//!   direct write that is not block-aligned as unaligned (exclusive inode
+//!   lock), so io_uring cannot complete it without a worker thread.
+//! - Zero-ahead (`zero_ahead_bytes`): a run of frequent flushes (less than
+//!   a write buffer apart, as under acks=all) keeps a region of written zeros
+//!   ahead of the write position, so a flushed partial block overwrites
+//!   allocated blocks inside the file size: no extent or size change to
+//!   journal, and the fdatasync after it only has data to write. A data
+//!   write that would reach into a region being zeroed waits until the
+//!   zeros under it are written, so zeros never land on data. The zeros beyond the log's end are removed
+//!   when the segment is sealed, and by recovery after a crash.
 
+use super::config::LogConfig;
 use glommio::io::{DmaBuffer, DmaFile};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -41,6 +53,46 @@ pub struct SegmentAppender {
     gate: Option<u64>,
     progress: Rc<RefCell<WriteProgress>>,
     next_seq: u64,
+    /// Bytes of zeros to keep ahead of the write buffer; 0 turns it off.
+    zero_ahead: u64,
+    /// Zeroing stops here (the segment cannot grow past it).
+    zero_limit: u64,
+    /// File positions below this are data or zeros already issued.
+    zeroed_end: u64,
+    /// Where the previous flush ended.
+    last_flush_end: u64,
+    /// Flushes in a row that came less than a write buffer after the
+    /// previous one.
+    small_flushes: u32,
+}
+
+/// How many small flushes in a row make zeroing ahead worth it.
+const SMALL_FLUSHES_BEFORE_ZEROING: u32 = 4;
+
+/// The smallest alignment of file writes: ext4's block size and the disk's
+/// physical sector here.
+const MIN_WRITE_ALIGNMENT: u64 = 4096;
+
+/// The alignment of the appender's writes to `file`; recovery re-reads the
+/// partial block of this size at the end of a segment.
+pub fn write_alignment(file: &DmaFile) -> u64 {
+    file.alignment().max(MIN_WRITE_ALIGNMENT)
+}
+
+/// Zeros are written in pieces of this size, from one buffer per shard.
+const ZERO_WRITE_BYTES: u64 = 256 << 10;
+
+thread_local! {
+    /// The shard's buffer of zeros. Allocating one per write cost more than
+    /// the writes: once the io-memory arena is used up, buffers come from
+    /// mmap, and mapping, faulting in and unmapping them contends for the
+    /// process's mm lock with the other shards (ms-long stalls seen with
+    /// perf sched).
+    static ZEROS: Rc<DmaBuffer> = {
+        let mut zeros = glommio::allocate_dma_buffer(ZERO_WRITE_BYTES as usize);
+        zeros.as_bytes_mut().fill(0);
+        Rc::new(zeros)
+    };
 }
 
 /// Completion state shared between the appender and its write tasks.
@@ -54,6 +106,12 @@ struct WriteProgress {
     /// Every batch below this offset is in the file.
     written_offset: u64,
     error: Option<String>,
+    /// While a region is being zeroed: where it starts, and how far the
+    /// zeros are written (pieces go in order).
+    zeroing: Option<(u64, u64)>,
+    /// Zeroing failed once (a full disk, say): the appender stops zeroing
+    /// and writes extend the file as they would without it.
+    zeroing_failed: bool,
     wakers: Vec<Waker>,
 }
 
@@ -87,18 +145,19 @@ impl WriteProgress {
 }
 
 impl SegmentAppender {
-    /// An appender that continues the file after `size` logical bytes.
-    /// `tail_block` holds the bytes of the partial block at the end
-    /// (`size % alignment` of them), which the next write must repeat.
+    /// An appender that continues the file after `size` logical bytes,
+    /// which is also the file's size. `tail_block` holds the bytes of the
+    /// partial block at the end (`size % write_alignment` of them), which
+    /// the next write must repeat.
     pub fn new(
         file: Rc<DmaFile>,
-        capacity: usize,
+        config: &LogConfig,
         size: u64,
         tail_block: &[u8],
         next_offset: u64,
     ) -> SegmentAppender {
-        let align = file.alignment() as usize;
-        let capacity = capacity.max(align).next_multiple_of(align);
+        let align = write_alignment(&file) as usize;
+        let capacity = config.write_buffer_bytes.max(align).next_multiple_of(align);
         let buf_pos = size - size % align as u64;
         assert_eq!(
             tail_block.len() as u64,
@@ -122,9 +181,16 @@ impl SegmentAppender {
                 marks: VecDeque::new(),
                 written_offset: next_offset,
                 error: None,
+                zeroing: None,
+                zeroing_failed: false,
                 wakers: Vec::new(),
             })),
             next_seq: 0,
+            zero_ahead: config.zero_ahead_bytes.next_multiple_of(align as u64),
+            zero_limit: config.segment_bytes.next_multiple_of(align as u64),
+            zeroed_end: size.next_multiple_of(align as u64),
+            last_flush_end: size,
+            small_flushes: 0,
         }
     }
 
@@ -186,8 +252,68 @@ impl SegmentAppender {
             if self.buf_issued < self.buf_len {
                 self.gate = Some(end);
             }
+            // Zeroing pays off for a run of small flushes (acks=all); for
+            // flushes a buffer or more apart (a flush timer under steady
+            // acks=1 load, which may flush twice in a row now and then) it
+            // would only double what reaches the disk.
+            if end - self.last_flush_end < self.capacity as u64 {
+                self.small_flushes = self.small_flushes.saturating_add(1);
+            } else {
+                self.small_flushes = 0;
+            }
+            if self.small_flushes >= SMALL_FLUSHES_BEFORE_ZEROING {
+                self.zero_ahead();
+            }
         }
+        self.last_flush_end = end;
         end
+    }
+
+    /// Starts zeroing the next region if fewer than half of
+    /// `zero_ahead` bytes past the write buffer are zeroed. Only frequent
+    /// flushes call this: full-buffer writes are large enough that
+    /// extending the file costs them little.
+    fn zero_ahead(&mut self) {
+        {
+            let p = self.progress.borrow();
+            if self.zero_ahead == 0 || p.zeroing.is_some() || p.zeroing_failed {
+                return;
+            }
+        }
+        // No write issued so far reaches past the write buffer's end.
+        let front = self.buf_pos + self.capacity as u64;
+        if self.zeroed_end >= front + self.zero_ahead / 2 || self.zeroed_end >= self.zero_limit {
+            return;
+        }
+        // The first region of a segment starts inside the write buffer, at
+        // the block after the data; a write reaching into it waits only for
+        // the pieces it covers.
+        let from = self
+            .zeroed_end
+            .max(self.size().next_multiple_of(self.align as u64));
+        let target = (from.max(front) + self.zero_ahead).min(self.zero_limit);
+        if from >= target {
+            return;
+        }
+        // Whole pieces: the last may pass the segment's limit a little; the
+        // excess is cut when the segment is sealed.
+        let to = from + (target - from).next_multiple_of(ZERO_WRITE_BYTES);
+        self.zeroed_end = to;
+        self.progress.borrow_mut().zeroing = Some((from, from));
+        let (file, progress) = (self.file.clone(), self.progress.clone());
+        glommio::spawn_local(async move {
+            let result = write_zeros(&file, from, to, &progress).await;
+            let mut p = progress.borrow_mut();
+            if let Err(e) = result {
+                tracing::warn!("zeroing ahead of the log end stopped: {e}");
+                p.zeroing_failed = true;
+            }
+            p.zeroing = None;
+            for w in p.wakers.drain(..) {
+                w.wake();
+            }
+        })
+        .detach();
     }
 
     fn issue_full(&mut self) {
@@ -219,12 +345,18 @@ impl SegmentAppender {
         let gate = self.gate.take();
         let file = self.file.clone();
         let progress = self.progress.clone();
+        let want = buf.len();
+        let reach = pos + want as u64;
         glommio::spawn_local(async move {
             if let Some(gate_end) = gate {
                 // Ignore a failure here: the error is already recorded.
                 let _ = wait_until(&progress, |p| p.written >= gate_end).await;
             }
-            let want = buf.len();
+            let _ = wait_until(&progress, |p| {
+                p.zeroing
+                    .is_none_or(|(from, done)| reach <= from || reach <= done)
+            })
+            .await;
             let result = match file.write_at(buf, pos).await {
                 Ok(n) if n == want => Ok(()),
                 Ok(n) => Err(format!("short write at {pos}: {n} of {want} bytes")),
@@ -239,6 +371,38 @@ impl SegmentAppender {
     pub fn watch(&self) -> WriteWatch {
         WriteWatch(self.progress.clone())
     }
+}
+
+/// Writes zeros over `[from, to)` and makes them durable, so later writes
+/// there are overwrites with no metadata to journal.
+/// `to - from` is a multiple of `ZERO_WRITE_BYTES`. Each piece written
+/// moves `zeroing`'s mark and wakes the data writes waiting for it.
+async fn write_zeros(
+    file: &DmaFile,
+    from: u64,
+    to: u64,
+    progress: &RefCell<WriteProgress>,
+) -> Result<(), String> {
+    let zeros = ZEROS.with(Rc::clone);
+    let len = zeros.len();
+    let mut pos = from;
+    while pos < to {
+        match file.write_rc_at(zeros.clone(), pos).await {
+            Ok(n) if n == len => {
+                pos += len as u64;
+                let mut p = progress.borrow_mut();
+                p.zeroing = Some((from, pos));
+                for w in p.wakers.drain(..) {
+                    w.wake();
+                }
+            }
+            Ok(n) => return Err(format!("short write of zeros at {pos}: {n} of {len} bytes")),
+            Err(e) => return Err(format!("writing zeros at {pos}: {e}")),
+        }
+    }
+    file.fdatasync()
+        .await
+        .map_err(|e| format!("fdatasync after zeroing: {e}"))
 }
 
 /// Waits on an appender's background writes.

@@ -54,6 +54,11 @@ pub struct LogConfig {
     /// strom: bytes of recent batches kept in memory for consumers at the
     /// tail. Never less than what is not yet written to the file.
     pub tail_cache_bytes: usize,
+    /// strom: bytes of written zeros that flushes keep ahead of the active
+    /// segment's write position, so flushed appends overwrite blocks inside
+    /// the file instead of growing it (see appender.rs and tuning.md);
+    /// 0 turns it off.
+    pub zero_ahead_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -73,6 +78,7 @@ impl Default for LogConfig {
             write_buffer_bytes: 1 << 20,
             write_behind: 4,
             tail_cache_bytes: 4 << 20,
+            zero_ahead_bytes: 4 << 20,
         }
     }
 }

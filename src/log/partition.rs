@@ -103,6 +103,10 @@ struct State {
     durable: u64,
     /// When the oldest record not yet durable was appended.
     unflushed_since_ms: Option<i64>,
+    /// While a flush runs: when the first record it does not cover was
+    /// appended. Becomes `unflushed_since_ms` when the flush ends, so
+    /// `flush.ms` counts from that record, not from before the flush.
+    appended_during_flush_ms: Option<Option<i64>>,
     offline: Option<String>,
     /// fdatasyncs of segment files so far (group commit makes this far
     /// smaller than the number of flush calls).
@@ -203,6 +207,7 @@ impl Partition {
             next,
             durable: next,
             unflushed_since_ms: None,
+            appended_during_flush_ms: None,
             offline: None,
             fdatasyncs: 0,
         };
@@ -313,6 +318,9 @@ impl Partition {
                 st.tail.push(st.next, next, batch.into_bytes());
                 st.next = next;
                 st.unflushed_since_ms.get_or_insert(now_ms);
+                if let Some(since) = &mut st.appended_during_flush_ms {
+                    since.get_or_insert(now_ms);
+                }
                 let written = st.written();
                 st.tail.evict(config.tail_cache_bytes, written);
                 watch
@@ -325,7 +333,9 @@ impl Partition {
         let last_offset = self.state.borrow().next - 1;
         self.state.borrow().check_positions();
         drop(permit);
-        if self.flush_due(now_ms) {
+        // `flush.messages` flushes here, as in Kafka's append; `flush.ms` is
+        // the housekeeping timer's, so an acks=1 producer never waits for it.
+        if self.flush_due_by_count() {
             self.flush().await?;
         }
         Ok(AppendInfo {
@@ -414,6 +424,7 @@ impl Partition {
                 return Ok(());
             }
             let upto = st.next;
+            st.appended_during_flush_ms = Some(None);
             let active = st.active_mut();
             let appender = active.appender.as_mut().expect("active segment appends");
             let end = appender.issue_flush();
@@ -431,9 +442,9 @@ impl Partition {
         let mut st = self.state.borrow_mut();
         st.fdatasyncs += 1;
         st.durable = st.durable.max(upto);
-        if st.durable == st.next {
-            st.unflushed_since_ms = None;
-        }
+        // Records appended while the fdatasync ran are not covered by it.
+        let since = st.appended_during_flush_ms.take().flatten();
+        st.unflushed_since_ms = if st.durable == st.next { None } else { since };
         st.check_positions();
         Ok(())
     }
@@ -441,12 +452,18 @@ impl Partition {
     /// True if `flush.messages` or `flush.ms` asks for a flush now.
     pub fn flush_due(&self, now_ms: i64) -> bool {
         let st = self.state.borrow();
-        let unflushed = st.next - st.durable;
-        unflushed > 0
-            && (unflushed >= self.config().flush_messages.max(1) as u64
-                || st
+        self.flush_due_by_count()
+            || (st.next > st.durable
+                && st
                     .unflushed_since_ms
                     .is_some_and(|t| now_ms.saturating_sub(t) >= self.config().flush_ms))
+    }
+
+    /// True if at least `flush.messages` records are not durable.
+    fn flush_due_by_count(&self) -> bool {
+        let st = self.state.borrow();
+        let unflushed = st.next - st.durable;
+        unflushed > 0 && unflushed >= self.config().flush_messages.max(1) as u64
     }
 
     /// Applies the flush policy; the shard calls this on a timer.
@@ -712,7 +729,7 @@ async fn create_segment(dir: &Path, base: u64, config: &LogConfig) -> Result<Seg
         .await
         .context(|| format!("syncing {}", dir.display()))?;
     let _ = directory.close().await;
-    let appender = SegmentAppender::new(files.dma.clone(), config.write_buffer_bytes, 0, &[], base);
+    let appender = SegmentAppender::new(files.dma.clone(), config, 0, &[], base);
     let mut segment = Segment::empty(files);
     segment.appender = Some(appender);
     Ok(segment)

@@ -10,7 +10,7 @@
 //! indexes are loaded from their files and only checked for consistency;
 //! missing or inconsistent indexes are rebuilt with the same scan.
 
-use super::appender::SegmentAppender;
+use super::appender::{write_alignment, SegmentAppender};
 use super::config::LogConfig;
 use super::error::{IoContext, Result};
 use super::index::OffsetIndex;
@@ -77,13 +77,15 @@ async fn scan(files: Rc<SegmentFiles>, config: &LogConfig) -> Result<Scan> {
     })
 }
 
-/// True if every byte of `[from, to)` of the file is zero: the padding of a
-/// partial block, not lost data.
+/// True if the block after the last valid batch is all zeros: the padding
+/// of a partial block or the region the appender zeroed ahead, not a torn
+/// batch (a batch header is never all zeros). Only that block is read, so
+/// recovery does not read megabytes of zeros per partition.
 async fn is_zero_padding(files: &SegmentFiles, from: u64, to: u64) -> Result<bool> {
-    if to - from > files.dma.alignment() {
-        return Ok(false);
-    }
-    let tail = files.read(from, (to - from) as usize).await?;
+    let block_end = (from + 1)
+        .next_multiple_of(write_alignment(&files.dma))
+        .min(to);
+    let tail = files.read(from, (block_end - from) as usize).await?;
     Ok(tail.iter().all(|&b| b == 0))
 }
 
@@ -99,7 +101,7 @@ pub async fn recover_active(dir: &Path, base_offset: u64, config: &LogConfig) ->
         let size = segment.size;
         let end = size + dropped_bytes;
         if is_zero_padding(&files, size, end).await? {
-            tracing::debug!(segment = %files.log_path.display(), "trimming {dropped_bytes} bytes of block padding");
+            tracing::debug!(segment = %files.log_path.display(), "trimming {dropped_bytes} bytes of zeros after the last batch");
         } else {
             tracing::warn!(
                 segment = %files.log_path.display(),
@@ -109,7 +111,7 @@ pub async fn recover_active(dir: &Path, base_offset: u64, config: &LogConfig) ->
         }
         files.truncate_durably(size).await?;
     }
-    let align = files.dma.alignment();
+    let align = write_alignment(&files.dma);
     let block_start = segment.size - segment.size % align;
     let tail_block = if block_start < segment.size {
         files
@@ -120,7 +122,7 @@ pub async fn recover_active(dir: &Path, base_offset: u64, config: &LogConfig) ->
     };
     segment.appender = Some(SegmentAppender::new(
         files.dma.clone(),
-        config.write_buffer_bytes,
+        config,
         segment.size,
         &tail_block,
         segment.next_offset,
