@@ -327,6 +327,7 @@ mod tests {
             "shard.blocking.threads" = 2
             "shard.spin.before.park.us" = 50
             "log.tail.cache.bytes" = 262144
+            "log.zero.ahead.bytes" = 0
             "metrics.listen" = "127.0.0.1:19644"
             "#,
         )
@@ -337,6 +338,7 @@ mod tests {
         assert_eq!(c.blocking_threads, 2);
         assert_eq!(c.spin_before_park_us, 50);
         assert_eq!(c.log.tail_cache_bytes, 256 << 10);
+        assert_eq!(c.log.zero_ahead_bytes, 0);
         assert_eq!(c.metrics_listen, "127.0.0.1:19644".parse().ok());
         c.apply("metrics.listen", "none").unwrap();
         assert_eq!(c.metrics_listen, None);
