@@ -225,6 +225,13 @@ impl BrokerConfig {
             "log.tail.cache.bytes" => {
                 self.log.tail_cache_bytes = number()?.clamp(0, 1 << 40) as usize
             }
+            "log.cold.reads" => {
+                self.log.cold_reads = match value {
+                    "direct" => crate::log::ColdReads::Direct,
+                    "sendfile" => crate::log::ColdReads::Sendfile,
+                    _ => return Err(invalid("direct or sendfile")),
+                }
+            }
             "log.zero.ahead.bytes" => {
                 self.log.zero_ahead_bytes = number()?.clamp(0, 1 << 30) as u64
             }

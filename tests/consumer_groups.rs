@@ -248,6 +248,18 @@ fn committed_offsets_survive_a_broker_crash() {
             "partition {p} resumed elsewhere"
         );
     }
+    // What was produced before the crash is not in the tail cache after
+    // it: those fetches read the segment files (O_DIRECT, the default).
+    drop(second);
+    broker.stop();
+    let log = broker.log_text();
+    let cold: u64 = log
+        .split("fetch_cold_bytes=")
+        .last()
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no fetch_cold_bytes in {log}"));
+    assert!(cold > 0, "nothing was read from the segment files");
 }
 
 /// A `kcat -G` member; its stdout lines are "partition offset".

@@ -309,9 +309,16 @@ fn a_one_mebibyte_message_and_every_compression_codec_round_trip() {
 #[test]
 fn acknowledged_messages_survive_sigkill_exactly_once() {
     // Proves: after acks=all acknowledgements, a SIGKILLed broker restarts
-    // with every acknowledged message exactly once, in order.
+    // with every acknowledged message exactly once, in order. Cold reads
+    // go through sendfile here (the consumer-group restart test covers the
+    // default, O_DIRECT reads).
     let dir = test_dir();
-    let mut broker = Broker::start(&dir.path().join("data"));
+    let config = dir.path().join("sendfile.toml");
+    std::fs::write(&config, "\"log.cold.reads\" = \"sendfile\"\n").unwrap();
+    let mut broker = Broker::start_with(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
     create_topic(&broker.addr, "durable", 3, &[]);
     let p = producer(&broker.addr, &[]);
     let values: Vec<String> = (0..3000).map(|i| format!("v{i}")).collect();

@@ -181,7 +181,7 @@ fn metrics_count_what_clients_did_and_strom_stats_shows_them() {
     ) + value(
         &samples,
         "strom_fetch_bytes_total",
-        &[("source", "sendfile")],
+        &[("source", "segment_file")],
     );
     assert!(fetched > (MESSAGES * 11) as f64, "fetched {fetched} bytes");
 

@@ -4,16 +4,27 @@
 mod common;
 
 use common::{batch, open, read_all, run, small_config, split, tag_of, test_dir};
-use strom::log::{BatchError, LogConfig, LogError, Partition, ReadChunk};
+use strom::log::{BatchError, ColdReads, LogConfig, LogError, Partition, ReadChunk};
 
 #[test]
 fn appended_batches_get_dense_offsets_and_read_back_hot_and_cold() {
-    // Proves: offsets are assigned densely, and every batch reads back intact
-    // whether it is still in the tail cache or only in the segment file.
+    for cold_reads in [ColdReads::Direct, ColdReads::Sendfile] {
+        dense_offsets_hot_and_cold(cold_reads);
+    }
+}
+
+/// Proves: offsets are assigned densely, and every batch reads back intact
+/// whether it is still in the tail cache or only in the segment file, read
+/// either way.
+fn dense_offsets_hot_and_cold(cold_reads: ColdReads) {
     let dir = test_dir();
     let path = dir.path().join("t-0");
     run(move || async move {
-        let p = open(&path, small_config()).await;
+        let config = LogConfig {
+            cold_reads,
+            ..small_config()
+        };
+        let p = open(&path, config).await;
         let mut expected = Vec::new();
         for tag in 0..200u64 {
             let info = p.append(vec![batch(tag, 3, 100, 1000)]).await.unwrap();
@@ -23,7 +34,11 @@ fn appended_batches_get_dense_offsets_and_read_back_hot_and_cold() {
         }
         assert_eq!(p.next_offset(), 600);
         // The oldest batches have left the 16 KiB tail cache: a cold read.
-        assert!(matches!(p.read(0, 1024).await.unwrap(), ReadChunk::File(_)));
+        let cold = p.read(0, 1024).await.unwrap();
+        match cold_reads {
+            ColdReads::Direct => assert!(matches!(cold, ReadChunk::Read(_))),
+            ColdReads::Sendfile => assert!(matches!(cold, ReadChunk::File(_))),
+        }
         // The newest are hot.
         assert!(matches!(
             p.read(599, 1024).await.unwrap(),

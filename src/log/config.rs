@@ -59,6 +59,20 @@ pub struct LogConfig {
     /// the file instead of growing it (see appender.rs and tuning.md);
     /// 0 turns it off.
     pub zero_ahead_bytes: u64,
+    /// strom: how fetches read data that left the tail cache (see
+    /// `ColdReads` and tuning.md).
+    pub cold_reads: ColdReads,
+}
+
+/// How a fetch reads batches that are no longer in the tail cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColdReads {
+    /// O_DIRECT reads on the shard's io_uring into memory, then an ordinary
+    /// socket write: one copy, no page cache, no readahead.
+    Direct,
+    /// `sendfile` from the page cache on a blocking thread: zero copies
+    /// when the pages are cached, buffered reads with readahead when not.
+    Sendfile,
 }
 
 impl Default for LogConfig {
@@ -79,6 +93,7 @@ impl Default for LogConfig {
             write_behind: 4,
             tail_cache_bytes: 4 << 20,
             zero_ahead_bytes: 4 << 20,
+            cold_reads: ColdReads::Direct,
         }
     }
 }

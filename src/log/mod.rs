@@ -29,7 +29,7 @@ pub mod tail_cache;
 pub mod time_index;
 
 pub use batch::{BatchError, RecordBatch};
-pub use config::LogConfig;
+pub use config::{ColdReads, LogConfig};
 pub use error::{LogError, Result};
 pub use partition::{AppendInfo, Partition, ReadChunk};
 pub use segment::FileSlice;

@@ -22,6 +22,7 @@
 
 use super::appender::SegmentAppender;
 use super::batch::{BatchError, RecordBatch};
+use super::config::ColdReads;
 use super::config::LogConfig;
 use super::error::{IoContext, LogError, Result};
 use super::io_probe::DmaReady;
@@ -46,8 +47,12 @@ pub enum ReadChunk {
     Empty,
     /// Hot: batches from the tail cache, ready for a vectored write.
     Cached(Vec<Bytes>),
-    /// Cold: a byte range of a segment file, ready for `sendfile`.
+    /// Cold: a byte range of a segment file, ready for `sendfile`
+    /// (`log.cold.reads = sendfile`).
     File(FileSlice),
+    /// Cold: the same range read from the segment with O_DIRECT on the
+    /// shard's io_uring (`log.cold.reads = direct`).
+    Read(Bytes),
 }
 
 impl ReadChunk {
@@ -56,6 +61,7 @@ impl ReadChunk {
             ReadChunk::Empty => 0,
             ReadChunk::Cached(v) => v.iter().map(Bytes::len).sum(),
             ReadChunk::File(f) => f.len as usize,
+            ReadChunk::Read(b) => b.len(),
         }
     }
 
@@ -70,6 +76,7 @@ impl ReadChunk {
         match self {
             ReadChunk::Empty => Ok(Bytes::new()),
             ReadChunk::Cached(v) => Ok(v.concat().into()),
+            ReadChunk::Read(b) => Ok(b.clone()),
             ReadChunk::File(f) => {
                 let mut out = vec![0u8; f.len as usize];
                 f.file.read_exact_at(&mut out, f.position)?;
@@ -513,11 +520,15 @@ impl Partition {
             }
             pos += len;
         }
-        Ok(ReadChunk::File(FileSlice {
-            file: files.reader()?,
-            position: start,
-            len: (pos - start) as u32,
-        }))
+        let len = pos - start;
+        match self.config().cold_reads {
+            ColdReads::Direct => Ok(ReadChunk::Read(files.read(start, len as usize).await?)),
+            ColdReads::Sendfile => Ok(ReadChunk::File(FileSlice {
+                file: files.reader()?,
+                position: start,
+                len: len as u32,
+            })),
+        }
     }
 
     fn boundary_before(&self, base: u64, limit: u64) -> Option<u64> {

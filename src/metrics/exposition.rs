@@ -131,7 +131,7 @@ pub fn render(s: &Snapshot) -> String {
     );
     let _ = writeln!(
         out,
-        "strom_fetch_bytes_total{{source=\"sendfile\"}} {}",
+        "strom_fetch_bytes_total{{source=\"segment_file\"}} {}",
         s.fetch_cold_bytes
     );
     type Field = fn(&super::PartitionStats) -> u64;

@@ -92,7 +92,7 @@ pub struct ShardMetrics {
     pub bytes_out: Cell<u64>,
     /// Record bytes fetched from the tail cache (vectored writes, no disk).
     pub fetch_hot_bytes: Cell<u64>,
-    /// Record bytes fetched from segment files with `sendfile`.
+    /// Record bytes fetched from segment files (O_DIRECT reads or `sendfile`).
     pub fetch_cold_bytes: Cell<u64>,
     /// Requests being handled right now (shutdown waits for them).
     pub requests_in_flight: Cell<usize>,

@@ -31,11 +31,11 @@ pub fn render(samples: &[Sample]) -> String {
     );
     let _ = writeln!(
         out,
-        "bytes in {}, out {}; records fetched from the tail cache {}, by sendfile {}\n",
+        "bytes in {}, out {}; records fetched from the tail cache {}, from segment files {}\n",
         human(scalar("strom_bytes_in_total")),
         human(scalar("strom_bytes_out_total")),
         human(fetched("tail_cache")),
-        human(fetched("sendfile")),
+        human(fetched("segment_file")),
     );
 
     let _ = writeln!(

@@ -45,7 +45,7 @@ pub async fn handle(
     }
 }
 
-/// Counts record bytes by source (tail cache or sendfile) and error codes.
+/// Counts record bytes by source (tail cache or segment file) and error codes.
 fn count(shard: &Shard, topics: &[TopicResult]) {
     let m = &shard.metrics;
     let mut errors = 0;
@@ -53,7 +53,9 @@ fn count(shard: &Shard, topics: &[TopicResult]) {
         errors += u64::from(p.error_code != 0);
         match &p.records {
             ReadChunk::Cached(_) => metrics::add(&m.fetch_hot_bytes, p.records.len() as u64),
-            ReadChunk::File(_) => metrics::add(&m.fetch_cold_bytes, p.records.len() as u64),
+            ReadChunk::File(_) | ReadChunk::Read(_) => {
+                metrics::add(&m.fetch_cold_bytes, p.records.len() as u64)
+            }
             ReadChunk::Empty => {}
         }
     }

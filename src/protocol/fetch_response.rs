@@ -132,6 +132,10 @@ impl Writer {
                 self.cut();
                 self.parts.push(Part::File(slice));
             }
+            ReadChunk::Read(bytes) => {
+                self.cut();
+                self.parts.push(Part::Bytes(bytes));
+            }
         }
     }
 
