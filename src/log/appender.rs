@@ -414,6 +414,13 @@ impl WriteWatch {
         wait_until(&self.0, |p| p.written >= end).await
     }
 
+    /// Resolves once no zeros are being written. A segment waits for this
+    /// before it is cut to its batches (sealed) or closed, so no zeros
+    /// land after the cut.
+    pub async fn wait_zeroing_done(&self) -> Result<(), String> {
+        wait_until(&self.0, |p| p.zeroing.is_none()).await
+    }
+
     /// Resolves once at most `limit` writes are in flight.
     pub async fn wait_in_flight_at_most(&self, limit: usize) -> Result<(), String> {
         wait_until(&self.0, |p| p.pending.len() <= limit).await

@@ -391,6 +391,10 @@ impl Partition {
             .wait_written(end)
             .await
             .map_err(|e| self.go_offline(e))?;
+        watch
+            .wait_zeroing_done()
+            .await
+            .map_err(|e| self.go_offline(e))?;
         files
             .truncate_durably(size)
             .await
@@ -708,6 +712,19 @@ impl Partition {
     pub async fn close(&self) -> Result<()> {
         self.flush().await?;
         self.append_lock.close();
+        let watch = self
+            .state
+            .borrow()
+            .active()
+            .appender
+            .as_ref()
+            .map(|a| a.watch());
+        if let Some(watch) = watch {
+            watch
+                .wait_zeroing_done()
+                .await
+                .map_err(|e| self.go_offline(e))?;
+        }
         Ok(())
     }
 }
