@@ -23,15 +23,20 @@ while [[ $# -gt 0 ]]; do
 done
 [[ "$SERVE_FLAGS" == *--shards* ]] || SERVE_FLAGS="--shards 2 $SERVE_FLAGS"
 DATA=$(mktemp -d "${TMPDIR:-/tmp}/strom-bench-XXXX")
-PORT=$((20000 + RANDOM % 20000))
-MPORT=$((PORT + 1))
+# The broker picks free ports itself (port 0) and names them in its
+# startup line; a port picked here could be taken before it binds.
 start() {
   : > "$DATA.log"
   # shellcheck disable=SC2086
-  $STROM serve --listen 127.0.0.1:$PORT --metrics-listen 127.0.0.1:$MPORT --data-dir "$DATA" $SERVE_FLAGS 2>>"$DATA.log" &
+  $STROM serve --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --data-dir "$DATA" $SERVE_FLAGS 2>>"$DATA.log" &
   BROKER=$!
   for _ in $(seq 400); do
-    grep -q "strom is serving" "$DATA.log" 2>/dev/null && return
+    line=$(grep "strom is serving" "$DATA.log" 2>/dev/null || true)
+    if [[ -n "$line" ]]; then
+      ADDR=$(sed -E 's/.*listen=([^ ]+).*/\1/' <<<"$line")
+      MADDR=$(sed -E 's|.*metrics="http://([^/]+)/.*|\1|' <<<"$line")
+      return
+    fi
     sleep 0.05
   done
   echo "broker did not start: $(cat "$DATA.log")" >&2; exit 1
@@ -41,14 +46,14 @@ cpu() { awk '{print ($14 + $15) / 100}' "/proc/$BROKER/stat"; }
 trap 'kill -9 $BROKER 2>/dev/null || true; rm -rf "$DATA" "$DATA.log"' EXIT
 start
 if [[ $COLD -gt 0 ]]; then
-  $STROM bench --bootstrap 127.0.0.1:$PORT --messages "$COLD" --acks 1 --batch-size 65536 --json >/dev/null
+  $STROM bench --bootstrap "$ADDR" --messages "$COLD" --acks 1 --batch-size 65536 --json >/dev/null
   stop
   start
 fi
 before=$(cpu)
-out=$($STROM bench --bootstrap 127.0.0.1:$PORT --json "$@")
+out=$($STROM bench --bootstrap "$ADDR" --json "$@")
 after=$(cpu)
-curl -s "127.0.0.1:$MPORT/metrics" > "${METRICS_OUT:-/tmp/strom-bench.metrics}"
+curl -s "$MADDR/metrics" > "${METRICS_OUT:-/tmp/strom-bench.metrics}"
 stop
 echo "$out" | python3 -c "
 import json, sys
