@@ -61,6 +61,10 @@ pub struct SegmentAppender {
     zeroed_end: u64,
     /// Where the previous flush ended.
     last_flush_end: u64,
+    /// The logical end of the newest write issued: every write's is larger
+    /// than the one before, so `written >= end` means the write that ends
+    /// at `end` and all before it are in the file.
+    issued_end: u64,
     /// Flushes in a row that came less than a write buffer after the
     /// previous one.
     small_flushes: u32,
@@ -190,6 +194,7 @@ impl SegmentAppender {
             zero_limit: config.segment_bytes.next_multiple_of(align as u64),
             zeroed_end: size.next_multiple_of(align as u64),
             last_flush_end: size,
+            issued_end: size,
             small_flushes: 0,
         }
     }
@@ -240,7 +245,11 @@ impl SegmentAppender {
     /// Returns the logical end to pass to `wait_written`.
     pub fn issue_flush(&mut self) -> u64 {
         let end = self.size();
-        if self.buf_len > self.buf_issued {
+        // Nothing appended since the newest write: rewriting the partial
+        // block would add a write with the same logical end, which
+        // `wait_written(end)` would not wait for (it may land after a
+        // seal has cut the file).
+        if self.buf_len > self.buf_issued && end > self.issued_end {
             let len = self.buf_len - self.buf_issued;
             let padded = len.next_multiple_of(self.align);
             let mut out = self.file.alloc_dma_buffer(padded);
@@ -336,6 +345,7 @@ impl SegmentAppender {
     }
 
     fn spawn_write(&mut self, buf: DmaBuffer, pos: u64, logical_end: u64) {
+        self.issued_end = logical_end;
         let seq = self.next_seq;
         self.next_seq += 1;
         self.progress
