@@ -27,6 +27,10 @@ pub struct BrokerConfig {
     /// `socket.request.max.bytes`: larger frames close the connection.
     /// Kafka's default, 100 MiB.
     pub socket_request_max_bytes: usize,
+    /// `fetch.max.bytes`: the most a fetch response carries, whatever the
+    /// client asks (Kafka's default, 55 MiB; at least 1024). Cold reads
+    /// hold at most this much in memory per fetch and owner shard.
+    pub fetch_max_bytes: usize,
     /// Broker-wide defaults of every topic's log (`log.segment.bytes`, ...).
     pub log: LogConfig,
     /// strom (`connection.pipeline.depth`): requests of one connection
@@ -77,6 +81,7 @@ impl BrokerConfig {
             num_partitions: 1,
             auto_create_topics: true,
             socket_request_max_bytes: 100 << 20,
+            fetch_max_bytes: 55 << 20,
             log: LogConfig::default(),
             pipeline_depth: 8,
             metrics_listen: METRICS_LISTEN_DEFAULT.parse().ok(),
@@ -192,6 +197,7 @@ impl BrokerConfig {
             "auto.create.topics.enable" => {
                 self.auto_create_topics = value.parse().map_err(|_| invalid("not a boolean"))?
             }
+            "fetch.max.bytes" => self.fetch_max_bytes = number()?.max(1024) as usize,
             "socket.request.max.bytes" => {
                 self.socket_request_max_bytes = number()?.max(64) as usize
             }
@@ -335,6 +341,7 @@ mod tests {
             "shard.spin.before.park.us" = 50
             "log.tail.cache.bytes" = 262144
             "log.zero.ahead.bytes" = 0
+            "fetch.max.bytes" = 1048576
             "metrics.listen" = "127.0.0.1:19644"
             "#,
         )
@@ -346,6 +353,7 @@ mod tests {
         assert_eq!(c.spin_before_park_us, 50);
         assert_eq!(c.log.tail_cache_bytes, 256 << 10);
         assert_eq!(c.log.zero_ahead_bytes, 0);
+        assert_eq!(c.fetch_max_bytes, 1 << 20);
         assert_eq!(c.metrics_listen, "127.0.0.1:19644".parse().ok());
         c.apply("metrics.listen", "none").unwrap();
         assert_eq!(c.metrics_listen, None);

@@ -58,7 +58,8 @@ fn dense_offsets_hot_and_cold(cold_reads: ColdReads) {
 #[test]
 fn reads_follow_kafka_rules_for_max_bytes_and_range() {
     // Proves: whole batches only, the first even when larger than max_bytes,
-    // empty at the log end, OFFSET_OUT_OF_RANGE beyond it.
+    // empty at the log end or with no bytes to spend, OFFSET_OUT_OF_RANGE
+    // beyond it.
     let dir = test_dir();
     let path = dir.path().join("t-0");
     run(move || async move {
@@ -77,6 +78,14 @@ fn reads_follow_kafka_rules_for_max_bytes_and_range() {
         let batches = split(chunk.to_bytes_blocking().unwrap());
         assert!(batches.len() >= 2 && batches.iter().map(|b| b.len()).sum::<usize>() <= 9000);
         assert!(p.read(50, 100).await.unwrap().is_empty());
+        // A fetch whose byte budget is spent reads nothing but still checks
+        // the offset.
+        assert!(p.read(0, 0).await.unwrap().is_empty());
+        assert!(p.read(49, 0).await.unwrap().is_empty());
+        assert!(matches!(
+            p.read(51, 0).await,
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
         assert!(matches!(
             p.read(51, 100).await,
             Err(LogError::OffsetOutOfRange {
@@ -454,9 +463,10 @@ fn flushes_keep_zeros_ahead_that_sealing_and_recovery_remove() {
         }
         let bases = p.segment_bases();
         let sealed_len = std::fs::metadata(log_file(bases[0])).unwrap().len();
-        let sealed_batches = split(bytes::Bytes::from(
-            std::fs::read(log_file(bases[0])).unwrap(),
-        ));
+        // Exactly its batches: no zeros, and no padded last block that a
+        // late rewrite put back after the cut.
+        let raw = std::fs::read(log_file(bases[0])).unwrap();
+        let sealed_batches = split(bytes::Bytes::from(raw));
         assert_eq!(
             sealed_len,
             sealed_batches.iter().map(|b| b.len() as u64).sum::<u64>()

@@ -496,6 +496,12 @@ impl Partition {
     /// (at least one batch). Kafka's rules: OFFSET_OUT_OF_RANGE outside
     /// `[log_start, log_end]`, empty at the log end.
     pub async fn read(&self, offset: u64, max_bytes: usize) -> Result<ReadChunk> {
+        if max_bytes == 0 {
+            // A fetch whose byte budget is spent: the offset is still
+            // checked (OFFSET_OUT_OF_RANGE), nothing is read.
+            self.locate(offset, 0)?;
+            return Ok(ReadChunk::Empty);
+        }
         let (files, from, end) = match self.locate(offset, max_bytes)? {
             Located::Done(chunk) => return Ok(chunk),
             Located::File { files, from, end } => (files, from, end),

@@ -69,11 +69,13 @@ async fn read(
     shard: &Rc<Shard>,
     req: &FetchRequest,
 ) -> (Vec<TopicResult>, usize, bool, Vec<(usize, u64)>) {
+    // Kafka's broker-side `fetch.max.bytes` caps what a client may ask.
     let max_bytes = if req.max_bytes <= 0 {
         usize::MAX
     } else {
         req.max_bytes as usize
-    };
+    }
+    .min(shard.config.fetch_max_bytes);
     let mut items = Vec::new();
     for topic in &req.topics {
         let name = topic.topic.0.as_str().to_string();
@@ -85,7 +87,7 @@ async fn read(
             items.push(((name.clone(), fp.partition), (offset, limit)));
         }
     }
-    let (results, generations) = shard.read(items).await;
+    let (results, generations) = shard.read(items, max_bytes).await;
     let mut results = results.into_iter();
     // Owners read in parallel, each within the partition limit; here the
     // response limit applies in request order (the first data always goes).

@@ -21,8 +21,13 @@ pub type Key = (String, i32);
 pub enum Request {
     /// Append each item's record set; with acks=-1 reply only once durable.
     Produce { acks: i16, items: Vec<(Key, Bytes)> },
-    /// Read from each item's offset, at most the given bytes.
-    Read { items: Vec<(Key, (u64, usize))> },
+    /// Read from each item's offset, at most the given bytes, and at most
+    /// `budget` bytes over all items in order (beyond the first batch of
+    /// each item read): a fetch's `max_bytes`, as Kafka applies it.
+    Read {
+        items: Vec<(Key, (u64, usize))>,
+        budget: usize,
+    },
     /// ListOffsets: earliest (-2), latest (-1) or by timestamp.
     ListOffsets { items: Vec<(Key, i64)> },
     /// Reply once this shard appended anything after `seen` (its append

@@ -38,11 +38,21 @@ impl Shard {
             Request::Produce { acks, items } => {
                 Reply::Produce(self.produce_local(acks, items).await)
             }
-            Request::Read { items } => {
+            Request::Read { items, budget } => {
                 let generation = self.appended.generation();
                 let mut out = Vec::with_capacity(items.len());
+                // What is read is held in memory until the answer is sent
+                // (cold reads too), so the fetch's budget bounds it here,
+                // not only when the response is cut to size.
+                let mut budget = budget;
                 for ((topic, index), (offset, max)) in items {
-                    out.push(self.read_local(&topic, index, offset, max).await);
+                    let read = self
+                        .read_local(&topic, index, offset, max.min(budget))
+                        .await;
+                    if let Ok(ok) = &read {
+                        budget = budget.saturating_sub(ok.chunk.len());
+                    }
+                    out.push(read);
                 }
                 Reply::Read {
                     generation,
@@ -167,9 +177,10 @@ impl Shard {
     pub async fn read(
         self: &Rc<Self>,
         items: Vec<(Key, (u64, usize))>,
+        budget: usize,
     ) -> (Vec<Result<ReadOk, ShardError>>, Vec<(usize, u64)>) {
         let mut generations = Vec::new();
-        let make = |items| Request::Read { items };
+        let make = |items| Request::Read { items, budget };
         let results = self
             .per_owner(items, make, |owner, reply| match reply {
                 Reply::Read { generation, items } => {
