@@ -26,8 +26,9 @@
 //!   allocated blocks inside the file size: no extent or size change to
 //!   journal, and the fdatasync after it only has data to write. A data
 //!   write that would reach into a region being zeroed waits until the
-//!   zeros under it are written, so zeros never land on data. The zeros beyond the log's end are removed
-//!   when the segment is sealed, and by recovery after a crash.
+//!   zeros under it are written, so zeros never land on data. The zeros
+//!   beyond the log's end are removed when the segment is sealed (which
+//!   waits for zeros in flight), and by recovery after a crash.
 
 use super::config::LogConfig;
 use glommio::io::{DmaBuffer, DmaFile};
