@@ -1,5 +1,6 @@
 //! Clients beyond librdkafka's C API: confluent-kafka (Python) drives the
-//! consumer-group admin APIs, and strom's own protocol client (the
+//! consumer-group admin APIs, kafka-python (its own protocol code) produces
+//! and consumes in a group, and strom's own protocol client (the
 //! kafka-protocol codecs) drives OffsetDelete, which neither rdkafka nor
 //! confluent-kafka exposes.
 
@@ -36,25 +37,38 @@ fn start(dir: &std::path::Path) -> Broker {
 fn confluent_kafka_python_lists_describes_alters_and_deletes_groups() {
     let dir = test_dir();
     let broker = start(dir.path());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/group_admin.py");
+    run_python("group_admin.py", &broker.addr);
+}
+
+#[test]
+fn kafka_python_produces_consumes_in_a_group_and_reads_its_offsets() {
+    let dir = test_dir();
+    let broker = start(dir.path());
+    run_python("kafka_python_client.py", &broker.addr);
+}
+
+/// Runs `tests/python/SCRIPT ADDR` (clients that .ci/run pip-installs) and
+/// asserts it printed "ok" and exited cleanly within 90 s.
+fn run_python(script: &str, addr: &str) {
+    let path = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new("python3")
-        .args([script, &broker.addr])
+        .args([&path, addr])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("python3 (with confluent-kafka: .ci/run installs it)");
+        .expect("python3 (with confluent-kafka and kafka-python: .ci/run installs them)");
     let deadline = Instant::now() + Duration::from_secs(90);
     while child.try_wait().expect("wait").is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("the Python client did not finish in 90 s");
+            panic!("{script} did not finish in 90 s");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = child.wait_with_output().expect("output");
     assert!(
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
-        "{}\n{}",
+        "{script}:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );

@@ -1,0 +1,64 @@
+"""kafka-python (a pure-Python client with its own protocol code and API
+version choices): creates a topic, produces acks=all with gzip, consumes in
+a group and commits, and reads the group back through its admin client. Run
+by tests/group_admin_clients.rs against a broker it started; exits non-zero
+on the first failed check.
+
+Idempotence is off: kafka-python 3.x turns it on by default, and strom has
+no InitProducerId yet."""
+
+import sys
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+
+bootstrap = sys.argv[1]
+TOPIC, GROUP, N = "kp-topic", "kp-group", 300
+
+admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+admin.create_topics([NewTopic(TOPIC, 3, 1)])
+
+producer = KafkaProducer(
+    bootstrap_servers=bootstrap,
+    acks="all",
+    compression_type="gzip",
+    enable_idempotence=False,
+)
+sent = [
+    producer.send(TOPIC, key=b"k%d" % (i % 7), value=b"v%d" % i) for i in range(N)
+]
+producer.flush()
+acked = [f.get(timeout=20) for f in sent]
+assert len({(m.partition, m.offset) for m in acked}) == N, "one offset per message"
+producer.close()
+
+consumer = KafkaConsumer(
+    TOPIC,
+    bootstrap_servers=bootstrap,
+    group_id=GROUP,
+    auto_offset_reset="earliest",
+    enable_auto_commit=False,
+    consumer_timeout_ms=20000,
+)
+seen, last = [], {}
+for m in consumer:
+    assert m.offset > last.get(m.partition, -1), "in order per partition"
+    last[m.partition] = m.offset
+    seen.append(m.value)
+    if len(seen) == N:
+        break
+assert sorted(seen) == sorted(b"v%d" % i for i in range(N)), "each message once"
+consumer.commit()
+positions = {tp.partition: consumer.position(tp) for tp in consumer.assignment()}
+consumer.close()
+
+committed = admin.list_group_offsets(GROUP)
+got = {tp.partition: m.offset for tp, m in committed[GROUP].items() if tp.topic == TOPIC}
+assert got == positions, (got, positions)
+assert sum(got.values()) == N, got
+groups = admin.list_groups()
+assert {"group_id": GROUP, "protocol_type": "consumer", "group_state": "Empty"} in groups, groups
+described = admin.describe_groups([GROUP])[GROUP]
+assert described["group_state"] == "Empty" and described["members"] == [], described
+admin.close()
+print("ok")
