@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::broker::Broker;
+use common::broker::{refused_start, Broker};
 use common::test_dir;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -662,21 +662,6 @@ fn offsets_topic_partition_count_cannot_change_under_existing_groups() {
     broker.stop();
     let config = dir.path().join("strom.toml");
     std::fs::write(&config, "\"offsets.topic.num.partitions\" = 16\n").expect("config");
-    let out = Command::new(env!("CARGO_BIN_EXE_strom"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "none",
-        ])
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .expect("strom serve");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_start(&data, &["--config", config.to_str().expect("utf-8")]);
     assert!(stderr.contains("cannot change"), "{stderr}");
 }

@@ -239,25 +239,3 @@ fn metrics_count_what_clients_did_and_strom_stats_shows_them() {
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(http_get(&broker.metrics_addr, "/metrics").0.contains("200"));
 }
-
-#[test]
-fn a_taken_metrics_port_is_a_startup_error() {
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = taken.local_addr().expect("addr").to_string();
-    let dir = test_dir();
-    let out = Command::new(env!("CARGO_BIN_EXE_strom"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            &addr,
-        ])
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .output()
-        .expect("strom serve");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("metrics listener"), "{stderr}");
-}

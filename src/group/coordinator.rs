@@ -346,13 +346,10 @@ impl GroupCoordinator {
             g.join(req, &self.config, Instant::now(), tx)
         };
         self.persist_if_dirty(group_id);
-        match now_answer {
-            Some(answer) => answer,
-            None => rx
-                .recv()
-                .await
-                .unwrap_or_else(|| JoinResponse::error(GroupError::CoordinatorNotAvailable, "")),
-        }
+        answer_now_or_later(now_answer, rx, || {
+            JoinResponse::error(GroupError::CoordinatorNotAvailable, "")
+        })
+        .await
     }
 
     pub async fn sync(
@@ -379,13 +376,10 @@ impl GroupCoordinator {
             }
         };
         self.persist_if_dirty(group_id);
-        match now_answer {
-            Some(answer) => answer,
-            None => rx
-                .recv()
-                .await
-                .unwrap_or_else(|| SyncResponse::error(GroupError::CoordinatorNotAvailable)),
-        }
+        answer_now_or_later(now_answer, rx, || {
+            SyncResponse::error(GroupError::CoordinatorNotAvailable)
+        })
+        .await
     }
 
     pub fn heartbeat(
@@ -763,5 +757,18 @@ async fn tick_loop(coordinator: Weak<GroupCoordinator>) {
             last_retention = now;
             c.expire_offsets().await;
         }
+    }
+}
+
+/// The answer to a join or sync: now, or once the rebalance completes (the
+/// group sends it on `later`); `closed` if the group went away meanwhile.
+async fn answer_now_or_later<T>(
+    now: Option<T>,
+    later: local_channel::LocalReceiver<T>,
+    closed: impl FnOnce() -> T,
+) -> T {
+    match now {
+        Some(answer) => answer,
+        None => later.recv().await.unwrap_or_else(closed),
     }
 }

@@ -499,8 +499,7 @@ impl Partition {
         if max_bytes == 0 {
             // A fetch whose byte budget is spent: the offset is still
             // checked (OFFSET_OUT_OF_RANGE), nothing is read.
-            self.locate(offset, 0)?;
-            return Ok(ReadChunk::Empty);
+            return self.check_offset(offset).map(|()| ReadChunk::Empty);
         }
         let (files, from, end) = match self.locate(offset, max_bytes)? {
             Located::Done(chunk) => return Ok(chunk),
@@ -550,7 +549,8 @@ impl Partition {
         Some(u64::from(p))
     }
 
-    fn locate(&self, offset: u64, max_bytes: usize) -> Result<Located> {
+    /// OFFSET_OUT_OF_RANGE unless `offset` is in [log start, log end].
+    fn check_offset(&self, offset: u64) -> Result<()> {
         let st = self.state.borrow();
         if offset < st.log_start || offset > st.next {
             return Err(LogError::OffsetOutOfRange {
@@ -559,6 +559,12 @@ impl Partition {
                 log_end: st.next,
             });
         }
+        Ok(())
+    }
+
+    fn locate(&self, offset: u64, max_bytes: usize) -> Result<Located> {
+        self.check_offset(offset)?;
+        let st = self.state.borrow();
         if offset == st.next {
             return Ok(Located::Done(ReadChunk::Empty));
         }

@@ -165,6 +165,28 @@ impl Broker {
     }
 }
 
+/// Runs `strom serve --data-dir DATA_DIR ARGS` (listening on port 0 with
+/// no metrics unless ARGS say otherwise), asserts that it refuses to start,
+/// and returns what it printed on stderr.
+pub fn refused_start(data_dir: &Path, args: &[&str]) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_strom"));
+    command.arg("serve");
+    for (flag, default) in [("--listen", "127.0.0.1:0"), ("--metrics-listen", "none")] {
+        if !args.contains(&flag) {
+            command.args([flag, default]);
+        }
+    }
+    let out = command
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .expect("strom serve");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "strom started: {stderr}");
+    stderr
+}
+
 /// One log file per broker process started, beside its data dir.
 fn unique_log_path(data_dir: &Path) -> PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};
