@@ -225,15 +225,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut metrics_listener = metrics_listener.map(std::os::fd::IntoRawFd::into_raw_fd);
     install_shutdown_handlers();
     let mesh = MeshBuilder::<Envelope, Full>::full(shards, MESH_CHANNEL_CAPACITY);
-    let startup = Arc::new(Startup {
+    let lifecycle = Arc::new(Lifecycle {
         partitions: AtomicUsize::new(0),
         failed: AtomicBool::new(false),
         ready: Barrier::new(shards),
         started: Instant::now(),
+        drained: AtomicUsize::new(0),
     });
     let mut handles = Vec::with_capacity(shards);
     for id in 0..shards {
-        let (config, mesh, startup) = (config.clone(), mesh.clone(), startup.clone());
+        let (config, mesh, lifecycle) = (config.clone(), mesh.clone(), lifecycle.clone());
         let metrics = if id == 0 {
             metrics_listener.take()
         } else {
@@ -246,7 +247,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 config.blocking_threads,
             ))
             .io_memory(config.io_memory_bytes)
-            .spawn(move || run_shard(id, config, mesh, startup, metrics))
+            .spawn(move || run_shard(id, config, mesh, lifecycle, metrics))
             .map_err(|e| anyhow::anyhow!("starting shard {id}: {e}"))?;
         handles.push(handle);
     }
@@ -271,14 +272,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How long a taken port is retried at startup.
+/// How long a taken port is retried at lifecycle.
 const BIND_PATIENCE: Duration = Duration::from_secs(5);
 
-/// Binds `addr` without SO_REUSEPORT, so a port another process serves is
-/// an error rather than silently shared. A broker restarted right after a
-/// crash may find its ports still held for a moment (the dead process's
-/// io_uring is torn down asynchronously, with its pending accepts), so
-/// EADDRINUSE is retried for a few seconds.
+/// Binds `addr` with SO_REUSEADDR (std's default) but without
+/// SO_REUSEPORT, so a port another process listens on is an error rather
+/// than silently shared, while the TIME-WAIT sockets of a previous
+/// process's connections are not (`net::listener` gives them
+/// SO_REUSEADDR). A broker restarted right after a crash may find its
+/// listener still held for a moment (the dead process's io_uring is torn
+/// down asynchronously, with its pending accepts), so EADDRINUSE is
+/// retried for a few seconds.
 fn bind_exclusive(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let patience = Instant::now() + BIND_PATIENCE;
     loop {
@@ -326,15 +330,18 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Messages buffered per pair of shards before a sender waits.
 const MESH_CHANNEL_CAPACITY: usize = 1024;
 
-/// What the shards share while starting: a count of recovered partitions
-/// and a barrier, so one line can report them all. Every shard reaches the
-/// barrier, failed or not, so one shard's failure stops the others instead
-/// of leaving them waiting.
-struct Startup {
+/// What the shards share while starting and stopping: a count of
+/// recovered partitions and a barrier, so one line can report them all
+/// (every shard reaches the barrier, failed or not, so one shard's failure
+/// stops the others instead of leaving them waiting), and a count of
+/// shards drained at shutdown.
+struct Lifecycle {
     partitions: AtomicUsize,
     failed: AtomicBool,
     ready: Barrier,
     started: Instant,
+    /// Shards that have no request of their own left at shutdown.
+    drained: AtomicUsize,
 }
 
 /// A shard stopped at startup because another one failed.
@@ -378,24 +385,24 @@ async fn run_shard(
     id: usize,
     config: BrokerConfig,
     mesh: MeshBuilder<Envelope, Full>,
-    startup: Arc<Startup>,
+    lifecycle: Arc<Lifecycle>,
     metrics_listener: Option<std::os::fd::RawFd>,
 ) -> anyhow::Result<(u64, u64)> {
     let shards = config.shards;
     let opened = open_shard(config, mesh).await;
     match &opened {
         Ok((shard, _)) => {
-            startup
+            lifecycle
                 .partitions
                 .fetch_add(shard.partition_count(), Ordering::SeqCst);
         }
-        Err(_) => startup.failed.store(true, Ordering::SeqCst),
+        Err(_) => lifecycle.failed.store(true, Ordering::SeqCst),
     }
-    // Blocks this thread briefly, once, at startup, so the line below can
+    // Blocks this thread briefly, once, at lifecycle, so the line below can
     // count every shard's partitions.
-    startup.ready.wait();
+    lifecycle.ready.wait();
     let (shard, listener) = opened?;
-    if startup.failed.load(Ordering::SeqCst) {
+    if lifecycle.failed.load(Ordering::SeqCst) {
         return Err(PeerFailed.into());
     }
     if id == 0 {
@@ -406,8 +413,8 @@ async fn run_shard(
             shards,
             data_dir = %shard.config.data_dir.display(),
             topics = shard.topics().len(),
-            partitions = startup.partitions.load(Ordering::SeqCst),
-            recovery_ms = startup.started.elapsed().as_millis() as u64,
+            partitions = lifecycle.partitions.load(Ordering::SeqCst),
+            recovery_ms = lifecycle.started.elapsed().as_millis() as u64,
             "strom is serving"
         );
     }
@@ -426,6 +433,7 @@ async fn run_shard(
         tracing::info!("shutting down: no new connections, flushing every partition");
     }
     accepting.cancel().await;
+    shard.shutdown.start();
     if let Some(m) = metrics {
         m.cancel().await;
     }
@@ -433,6 +441,13 @@ async fn run_shard(
     // at its deadline), up to a bound.
     let patience = Instant::now() + SHUTDOWN_GRACE;
     while shard.metrics.requests_in_flight.get() > 0 && Instant::now() < patience {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+    // A request still in flight elsewhere may call this shard (a fetch
+    // reads from every owner), so no shard stops serving the mesh before
+    // every shard has drained.
+    lifecycle.drained.fetch_add(1, Ordering::SeqCst);
+    while lifecycle.drained.load(Ordering::SeqCst) < shards && Instant::now() < patience {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
     shard.flush_all().await.context("flushing at shutdown")?;

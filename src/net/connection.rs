@@ -10,6 +10,9 @@
 //! router's per-peer send order, the partition's append lock), so appends
 //! from one connection to one partition keep request order.
 //!
+//! At shutdown a connection reads no new request: it writes the answers
+//! it owes and closes, so connected clients cannot hold shutdown up.
+//!
 //! Bad input closes only this connection, with a log line: an oversized or
 //! truncated frame, or a request `protocol` cannot decode. Answers to the
 //! requests before it are still sent.
@@ -21,6 +24,7 @@ use super::frame::read_frame;
 use crate::metrics::{self, Stage};
 use crate::protocol::{self, Part, ProtocolError, Response};
 use crate::shard::Shard;
+use futures_lite::future;
 use futures_lite::io::{split, WriteHalf};
 use futures_lite::AsyncWriteExt;
 use glommio::channels::local_channel;
@@ -80,10 +84,19 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         let Ok(slot) = slots.acquire_static_permit(1).await else {
             break;
         };
-        let frame = match read_frame(&mut reader, max).await {
-            Ok(Some(frame)) => frame,
-            Ok(None) => break,
-            Err(e) => {
+        if shard.shutdown.has_started() {
+            break;
+        }
+        // At shutdown the connection takes no new request: it answers
+        // the ones it has and closes.
+        let next = future::or(async { Some(read_frame(&mut reader, max).await) }, async {
+            shard.shutdown.started().await;
+            None
+        });
+        let frame = match next.await {
+            Some(Ok(Some(frame))) => frame,
+            None | Some(Ok(None)) => break,
+            Some(Err(e)) => {
                 tracing::warn!(%peer, "closing connection: {e}");
                 break;
             }

@@ -1,14 +1,41 @@
-//! Accepts connections on one shard. Every shard binds the same address;
-//! glommio sets SO_REUSEPORT, so the kernel spreads connections over shards.
+//! Accepts connections on one shard. Every shard binds the same address
+//! with SO_REUSEPORT, so the kernel spreads connections over shards.
+//!
+//! The listener also sets SO_REUSEADDR, and its accepted sockets inherit
+//! it. That is what lets a restarted broker bind at once: the sockets of
+//! the previous process's connections linger in TIME-WAIT for a minute,
+//! and Linux refuses a bind next to a socket without SO_REUSEADDR. A port
+//! that a live broker *listens* on is still refused (main's exclusive
+//! probe has no SO_REUSEPORT, so it cannot share a listening port).
 
 use super::connection;
 use crate::shard::Shard;
 use glommio::net::TcpListener;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
+
+/// Kafka's default `socket.listen.backlog.size` is 50; glommio's own bind
+/// uses 1024, which a reconnect storm after a restart can use.
+const LISTEN_BACKLOG: i32 = 1024;
 
 /// Binds the listen address; fails if it is taken.
 pub fn bind(shard: &Shard) -> std::io::Result<TcpListener> {
-    TcpListener::bind(shard.config.listen).map_err(std::io::Error::from)
+    bind_shared(shard.config.listen)
+}
+
+/// A listening socket with SO_REUSEADDR and SO_REUSEPORT, as a glommio
+/// listener of the current executor.
+pub fn bind_shared(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    // SAFETY: the descriptor is a bound, listening TCP socket that
+    // `into_raw_fd` released; the glommio listener is its only owner.
+    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
 /// Accepts until the future is dropped; each connection is its own task.

@@ -25,7 +25,7 @@ use crate::log::{housekeeping, LogConfig, LogError, Partition};
 use crate::metrics::{PartitionStats, ShardMetrics, Snapshot};
 use ahash::AHashMap;
 use router::{Router, ShardGone};
-use signal::AppendSignal;
+use signal::{AppendSignal, Shutdown};
 use std::cell::RefCell;
 use std::rc::Rc;
 use topics::{Topic, TopicError, TopicTable};
@@ -51,6 +51,7 @@ pub struct Shard {
     partitions: RefCell<AHashMap<TopicPartition, Rc<Partition>>>,
     dma: DmaReady,
     pub appended: AppendSignal,
+    pub shutdown: Shutdown,
     pub metrics: ShardMetrics,
     /// The consumer groups this shard coordinates.
     pub groups: Rc<GroupCoordinator>,
@@ -75,6 +76,7 @@ impl Shard {
             partitions: RefCell::new(AHashMap::new()),
             dma,
             appended: AppendSignal::default(),
+            shutdown: Shutdown::default(),
             metrics: ShardMetrics::default(),
             groups,
         });

@@ -1,4 +1,5 @@
-//! `AppendSignal`: wakes fetches waiting for new data on this shard.
+//! `AppendSignal`: wakes fetches waiting for new data on this shard;
+//! `Shutdown`: tells connections the broker is stopping.
 //!
 //! One per shard. Appends bump a generation; a long-polling fetch records
 //! the generation it read at and sleeps until it changes or its deadline
@@ -45,5 +46,43 @@ impl AppendSignal {
             }
         }
         Changed { signal: self, seen }
+    }
+}
+
+/// Set once when the broker starts shutting down: connections stop taking
+/// new requests (they answer the ones they have and close), so a
+/// connected consumer's fetch loop cannot hold shutdown up.
+#[derive(Default)]
+pub struct Shutdown {
+    started: Cell<bool>,
+    wakers: RefCell<Vec<Waker>>,
+}
+
+impl Shutdown {
+    pub fn start(&self) {
+        self.started.set(true);
+        for w in self.wakers.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+
+    pub fn has_started(&self) -> bool {
+        self.started.get()
+    }
+
+    /// Resolves once shutdown has started.
+    pub fn started(&self) -> impl Future<Output = ()> + '_ {
+        struct Started<'a>(&'a Shutdown);
+        impl Future for Started<'_> {
+            type Output = ();
+            fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+                if self.0.started.get() {
+                    return Poll::Ready(());
+                }
+                self.0.wakers.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+        Started(self)
     }
 }

@@ -126,6 +126,11 @@ impl Broker {
     /// Kills and starts again on the same port and data dir.
     pub fn restart_after_kill(&mut self) {
         self.kill();
+        self.start_again();
+    }
+
+    /// Starts a stopped or killed broker again on its port and data dir.
+    pub fn start_again(&mut self) {
         let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
         let fresh = Broker::start_on(&self.data_dir, self.port, &extra);
         *self = fresh;
