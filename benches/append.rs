@@ -15,7 +15,7 @@ use hdrhistogram::Histogram;
 use std::path::PathBuf;
 use std::time::Instant;
 use strom::log::batch::build;
-use strom::log::{io_probe, LogConfig, Partition, RecordBatch};
+use strom::log::{io_probe, Durability, LogConfig, Partition, RecordBatch};
 
 struct Args {
     runs: usize,
@@ -108,7 +108,9 @@ async fn run_one(
     for _ in 0..appends {
         let batch = RecordBatch::split_first(&mut raw.clone()).expect("batch");
         let start = Instant::now();
-        p.append(vec![batch]).await.expect("append");
+        p.append(vec![batch], Durability::Policy)
+            .await
+            .expect("append");
         if flush_each {
             p.flush().await.expect("flush");
             hist.saturating_record(start.elapsed().as_micros() as u64);

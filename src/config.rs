@@ -2,10 +2,10 @@
 //! with Kafka's config names where Kafka has one. One copy, shared
 //! read-only by every shard.
 
-use crate::group::GroupConfig;
 use crate::log::LogConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -63,6 +63,46 @@ pub struct BrokerConfig {
     pub io_memory_bytes: usize,
     /// Consumer groups (`group.*`, `offsets.*`).
     pub group: GroupConfig,
+}
+
+/// The group settings, by Kafka's broker config names.
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// `group.min.session.timeout.ms` (Kafka: 6000).
+    pub min_session_timeout: Duration,
+    /// `group.max.session.timeout.ms` (Kafka: 1800000).
+    pub max_session_timeout: Duration,
+    /// `group.initial.rebalance.delay.ms` (Kafka: 3000).
+    pub initial_rebalance_delay: Duration,
+    /// `offsets.topic.num.partitions`: fixed once a data dir has groups.
+    /// (Kafka: 50; strom: 8 — each is a log with its own buffers.)
+    pub offsets_partitions: u32,
+    /// `offsets.retention.minutes` (Kafka: 7 days): offsets of an empty
+    /// group older than this are dropped.
+    pub offsets_retention: Duration,
+    /// `offsets.retention.check.interval.ms` (Kafka: 600000).
+    pub offsets_retention_check_interval: Duration,
+    /// `offset.metadata.max.bytes` (Kafka: 4096).
+    pub offset_metadata_max_bytes: usize,
+    /// `offsets.topic.segment.bytes` (Kafka: 104857600). A partition of
+    /// the offsets log holding more than twice this is rewritten as a
+    /// snapshot of its live records and its older segments deleted.
+    pub offsets_segment_bytes: u64,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            min_session_timeout: Duration::from_millis(6_000),
+            max_session_timeout: Duration::from_millis(1_800_000),
+            initial_rebalance_delay: Duration::from_millis(3_000),
+            offsets_partitions: 8,
+            offsets_retention: Duration::from_secs(7 * 24 * 3600),
+            offsets_retention_check_interval: Duration::from_millis(600_000),
+            offset_metadata_max_bytes: 4096,
+            offsets_segment_bytes: 100 << 20,
+        }
+    }
 }
 
 /// Where `/metrics` is served unless told otherwise.

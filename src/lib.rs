@@ -23,6 +23,7 @@
 //! `cluster/`.
 
 pub mod bench;
+pub mod broker;
 pub mod config;
 pub mod group;
 pub mod log;

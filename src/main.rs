@@ -2,17 +2,17 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use glommio::channels::channel_mesh::{Full, MeshBuilder};
 use std::net::SocketAddr;
+use std::os::fd::{IntoRawFd, RawFd};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
+use strom::broker::{Broker, Meshes};
 use strom::config::BrokerConfig;
-use strom::log::LogConfig;
+use strom::log::{Durability, LogConfig};
 use strom::net::listener;
-use strom::shard::router::{Envelope, Router};
 use strom::shard::Shard;
 
 #[derive(Parser)]
@@ -138,70 +138,7 @@ fn install_shutdown_handlers() {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let default_listen: SocketAddr = "127.0.0.1:9092".parse().expect("valid address");
-    let mut config = BrokerConfig::new(default_listen, PathBuf::from("./data"));
-    config.shards = cores;
-    if let Some(path) = &args.config {
-        config
-            .apply_file(path)
-            .with_context(|| format!("config file {}", path.display()))?;
-    }
-    if let Some(listen) = args.listen {
-        config.listen = listen;
-        if args.advertised_listener.is_none() {
-            config.advertised_host = listen.ip().to_string();
-            config.advertised_port = listen.port();
-        }
-    }
-    if let Some(adv) = &args.advertised_listener {
-        config
-            .apply("advertised.listeners", adv)
-            .context("--advertised-listener")?;
-    }
-    if let Some(dir) = args.data_dir {
-        config.data_dir = dir;
-    }
-    if let Some(n) = args.num_partitions {
-        config.num_partitions = n.max(1);
-    }
-    if let Some(enabled) = args.auto_create_topics {
-        config.auto_create_topics = enabled;
-    }
-    if let Some(n) = args.shards {
-        config.shards = n;
-    }
-    // Flags go through the same setter as the config file (one set of
-    // bounds per setting).
-    let numeric = [
-        (
-            "--blocking-threads",
-            "shard.blocking.threads",
-            args.blocking_threads.map(|n| n as u64),
-        ),
-        (
-            "--spin-before-park-us",
-            "shard.spin.before.park.us",
-            args.spin_before_park_us,
-        ),
-        (
-            "--pipeline-depth",
-            "connection.pipeline.depth",
-            args.pipeline_depth.map(|n| n as u64),
-        ),
-    ];
-    for (flag, key, value) in numeric {
-        if let Some(v) = value {
-            config.apply(key, &v.to_string()).context(flag)?;
-        }
-    }
-    if let Some(addr) = &args.metrics_listen {
-        config
-            .apply("metrics.listen", addr)
-            .context("--metrics-listen")?;
-    }
-    let shards = config.shards.max(1);
-    config.shards = shards;
+    let mut config = broker_config(args)?;
     strom::group::pin_offsets_partitions(&config.data_dir, config.group.offsets_partitions)
         .context("offsets.topic.num.partitions")?;
     // Held until every shard has bound its own SO_REUSEPORT listener, so
@@ -218,39 +155,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let l = bind_exclusive(addr).with_context(|| format!("metrics listener on {addr}"))?;
             // Port 0 picks a free one; the startup line names it.
             config.metrics_listen = Some(l.local_addr()?);
-            Some(l)
+            Some(l.into_raw_fd())
         }
         None => None,
     };
-    let mut metrics_listener = metrics_listener.map(std::os::fd::IntoRawFd::into_raw_fd);
     install_shutdown_handlers();
-    let mesh = MeshBuilder::<Envelope, Full>::full(shards, MESH_CHANNEL_CAPACITY);
-    let lifecycle = Arc::new(Lifecycle {
-        partitions: AtomicUsize::new(0),
-        failed: AtomicBool::new(false),
-        ready: Barrier::new(shards),
-        started: Instant::now(),
-        drained: AtomicUsize::new(0),
-    });
-    let mut handles = Vec::with_capacity(shards);
-    for id in 0..shards {
-        let (config, mesh, lifecycle) = (config.clone(), mesh.clone(), lifecycle.clone());
-        let metrics = if id == 0 {
-            metrics_listener.take()
-        } else {
-            None
-        };
-        let handle = glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(id % cores))
-            .name(&format!("strom-shard-{id}"))
-            .spin_before_park(Duration::from_micros(config.spin_before_park_us))
-            .blocking_thread_pool_placement(glommio::PoolPlacement::Unbound(
-                config.blocking_threads,
-            ))
-            .io_memory(config.io_memory_bytes)
-            .spawn(move || run_shard(id, config, mesh, lifecycle, metrics))
-            .map_err(|e| anyhow::anyhow!("starting shard {id}: {e}"))?;
-        handles.push(handle);
-    }
+    let handles = start_shards(config, metrics_listener)?;
     let (mut hot, mut cold) = (0, 0);
     let mut failure = None;
     for (id, handle) in handles.into_iter().enumerate() {
@@ -272,7 +182,112 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How long a taken port is retried at lifecycle.
+/// The broker's settings: defaults, then the config file, then flags.
+fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let default_listen: SocketAddr = "127.0.0.1:9092".parse().expect("valid address");
+    let mut config = BrokerConfig::new(default_listen, PathBuf::from("./data"));
+    config.shards = cores;
+    if let Some(path) = &args.config {
+        config
+            .apply_file(path)
+            .with_context(|| format!("config file {}", path.display()))?;
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+        if args.advertised_listener.is_none() {
+            config.advertised_host = listen.ip().to_string();
+            config.advertised_port = listen.port();
+        }
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(n) = args.num_partitions {
+        config.num_partitions = n.max(1);
+    }
+    if let Some(enabled) = args.auto_create_topics {
+        config.auto_create_topics = enabled;
+    }
+    if let Some(n) = args.shards {
+        config.shards = n.max(1);
+    }
+    // Flags go through the same setter as the config file (one set of
+    // bounds per setting).
+    let as_text = |n: Option<usize>| n.map(|n| n.to_string());
+    let flags = [
+        (
+            "--advertised-listener",
+            "advertised.listeners",
+            args.advertised_listener,
+        ),
+        (
+            "--blocking-threads",
+            "shard.blocking.threads",
+            as_text(args.blocking_threads),
+        ),
+        (
+            "--spin-before-park-us",
+            "shard.spin.before.park.us",
+            args.spin_before_park_us.map(|n| n.to_string()),
+        ),
+        (
+            "--pipeline-depth",
+            "connection.pipeline.depth",
+            as_text(args.pipeline_depth),
+        ),
+        ("--metrics-listen", "metrics.listen", args.metrics_listen),
+    ];
+    for (flag, key, value) in flags {
+        if let Some(v) = value {
+            config.apply(key, &v).context(flag)?;
+        }
+    }
+    Ok(config)
+}
+
+/// A running shard: ends with its fetch byte counts (hot, cold).
+type ShardThread = glommio::ExecutorJoinHandle<anyhow::Result<(u64, u64)>>;
+
+/// One pinned executor per shard, each running `run_shard`; shard 0 also
+/// serves `/metrics` on `metrics_listener`.
+fn start_shards(
+    config: BrokerConfig,
+    mut metrics_listener: Option<RawFd>,
+) -> anyhow::Result<Vec<ShardThread>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let shards = config.shards;
+    let meshes = Meshes::new(shards);
+    let lifecycle = Arc::new(Lifecycle {
+        partitions: AtomicUsize::new(0),
+        failed: AtomicBool::new(false),
+        ready: Barrier::new(shards),
+        started: Instant::now(),
+        drained: AtomicUsize::new(0),
+    });
+    let mut handles = Vec::with_capacity(shards);
+    for id in 0..shards {
+        let (config, meshes, lifecycle) = (config.clone(), meshes.clone(), lifecycle.clone());
+        let metrics = if id == 0 {
+            metrics_listener.take()
+        } else {
+            None
+        };
+        let handle = glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(id % cores))
+            .name(&format!("strom-shard-{id}"))
+            .spin_before_park(Duration::from_micros(config.spin_before_park_us))
+            .blocking_thread_pool_placement(glommio::PoolPlacement::Unbound(
+                config.blocking_threads,
+            ))
+            .io_memory(config.io_memory_bytes)
+            .spawn(move || run_shard(id, config, meshes, lifecycle, metrics))
+            .map_err(|e| anyhow::anyhow!("starting shard {id}: {e}"))?;
+        handles.push(handle);
+    }
+    Ok(handles)
+}
+
+/// How long a taken port is retried at startup.
 const BIND_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Binds `addr` with SO_REUSEADDR (std's default) but without
@@ -327,9 +342,6 @@ fn reserve_listen_port(addr: SocketAddr) -> std::io::Result<(SocketAddr, socket2
 /// How long shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Messages buffered per pair of shards before a sender waits.
-const MESH_CHANNEL_CAPACITY: usize = 1024;
-
 /// What the shards share while starting and stopping: a count of
 /// recovered partitions and a barrier, so one line can report them all
 /// (every shard reaches the barrier, failed or not, so one shard's failure
@@ -356,75 +368,53 @@ impl std::fmt::Display for PeerFailed {
 
 impl std::error::Error for PeerFailed {}
 
-/// Joins the mesh, recovers this shard's partitions and binds its listener.
+/// Joins the meshes, recovers this shard's partitions and groups, and
+/// binds its listener.
 async fn open_shard(
     config: BrokerConfig,
-    mesh: MeshBuilder<Envelope, Full>,
-) -> anyhow::Result<(Rc<Shard>, glommio::net::TcpListener)> {
-    let (router, receivers) = if config.shards == 1 {
-        (Router::single(), None)
-    } else {
-        let (senders, receivers) = mesh
-            .join()
-            .await
-            .map_err(|e| anyhow::anyhow!("joining the shard mesh: {e}"))?;
-        (Router::new(senders), Some(receivers))
-    };
-    let shard = Shard::open(Rc::new(config), router)
+    meshes: Meshes,
+) -> anyhow::Result<(Rc<Broker>, glommio::net::TcpListener)> {
+    let broker = Broker::open(Rc::new(config), meshes)
         .await
         .context("recovering the data directory")?;
-    if let Some(receivers) = receivers {
-        Router::serve(&shard, receivers);
-    }
+    let config = &broker.shard.config;
     let listener =
-        listener::bind(&shard).with_context(|| format!("listening on {}", shard.config.listen))?;
-    Ok((shard, listener))
+        listener::bind(&broker.shard).with_context(|| format!("listening on {}", config.listen))?;
+    Ok((broker, listener))
 }
 
 async fn run_shard(
     id: usize,
     config: BrokerConfig,
-    mesh: MeshBuilder<Envelope, Full>,
+    meshes: Meshes,
     lifecycle: Arc<Lifecycle>,
-    metrics_listener: Option<std::os::fd::RawFd>,
+    metrics_listener: Option<RawFd>,
 ) -> anyhow::Result<(u64, u64)> {
-    let shards = config.shards;
-    let opened = open_shard(config, mesh).await;
+    let opened = open_shard(config, meshes).await;
     match &opened {
-        Ok((shard, _)) => {
-            lifecycle
-                .partitions
-                .fetch_add(shard.partition_count(), Ordering::SeqCst);
+        Ok((broker, _)) => {
+            let partitions = broker.shard.partition_count();
+            lifecycle.partitions.fetch_add(partitions, Ordering::SeqCst);
         }
         Err(_) => lifecycle.failed.store(true, Ordering::SeqCst),
     }
-    // Blocks this thread briefly, once, at lifecycle, so the line below can
+    // Blocks this thread briefly, once, at startup, so the line below can
     // count every shard's partitions.
     lifecycle.ready.wait();
-    let (shard, listener) = opened?;
+    let (broker, listener) = opened?;
     if lifecycle.failed.load(Ordering::SeqCst) {
         return Err(PeerFailed.into());
     }
     if id == 0 {
-        tracing::info!(
-            listen = %shard.config.listen,
-            advertised = format!("{}:{}", shard.config.advertised_host, shard.config.advertised_port),
-            metrics = shard.config.metrics_listen.map_or("none".to_string(), |a| format!("http://{a}/metrics")),
-            shards,
-            data_dir = %shard.config.data_dir.display(),
-            topics = shard.topics().len(),
-            partitions = lifecycle.partitions.load(Ordering::SeqCst),
-            recovery_ms = lifecycle.started.elapsed().as_millis() as u64,
-            "strom is serving"
-        );
+        log_serving(&broker.shard, &lifecycle);
     }
-    let accepting = glommio::spawn_local(listener::accept_loop(shard.clone(), listener));
+    let accepting = glommio::spawn_local(listener::accept_loop(broker.clone(), listener));
     let metrics = metrics_listener.map(|fd| {
         use std::os::fd::FromRawFd;
         // SAFETY: `fd` is the listening socket `serve` bound and released
         // with `into_raw_fd`; this is its only owner from here on.
         let l = unsafe { glommio::net::TcpListener::from_raw_fd(fd) };
-        glommio::spawn_local(strom::net::metrics_http::serve(shard.clone(), l))
+        glommio::spawn_local(strom::net::metrics_http::serve(broker.shard.clone(), l))
     });
     while !SHUTDOWN.load(Ordering::SeqCst) {
         glommio::timer::sleep(Duration::from_millis(50)).await;
@@ -433,28 +423,48 @@ async fn run_shard(
         tracing::info!("shutting down: no new connections, flushing every partition");
     }
     accepting.cancel().await;
-    shard.shutdown.start();
+    broker.shard.shutdown.start();
     if let Some(m) = metrics {
         m.cancel().await;
     }
-    // Let requests already being handled finish (a long-polling fetch ends
-    // at its deadline), up to a bound.
+    drain(&broker.shard, &lifecycle).await;
+    broker.flush_all().await.context("flushing at shutdown")?;
+    let m = &broker.shard.metrics;
+    Ok((m.fetch_hot_bytes.get(), m.fetch_cold_bytes.get()))
+}
+
+/// The line that tells operators (and tests) the broker is up, and where.
+fn log_serving(shard: &Shard, lifecycle: &Lifecycle) {
+    let config = &shard.config;
+    tracing::info!(
+        listen = %config.listen,
+        advertised = format!("{}:{}", config.advertised_host, config.advertised_port),
+        metrics = config.metrics_listen.map_or("none".to_string(), |a| format!("http://{a}/metrics")),
+        shards = config.shards,
+        data_dir = %config.data_dir.display(),
+        topics = shard.topics().len(),
+        partitions = lifecycle.partitions.load(Ordering::SeqCst),
+        recovery_ms = lifecycle.started.elapsed().as_millis() as u64,
+        "strom is serving"
+    );
+}
+
+/// Lets requests already being handled finish (a long-polling fetch ends
+/// at its deadline), up to a bound; then waits, up to the same bound, for
+/// every other shard to drain too: a request still in flight elsewhere may
+/// call this shard (a fetch reads from every owner), so no shard stops
+/// serving the mesh before every shard has drained.
+async fn drain(shard: &Shard, lifecycle: &Lifecycle) {
     let patience = Instant::now() + SHUTDOWN_GRACE;
     while shard.metrics.requests_in_flight.get() > 0 && Instant::now() < patience {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
-    // A request still in flight elsewhere may call this shard (a fetch
-    // reads from every owner), so no shard stops serving the mesh before
-    // every shard has drained.
     lifecycle.drained.fetch_add(1, Ordering::SeqCst);
-    while lifecycle.drained.load(Ordering::SeqCst) < shards && Instant::now() < patience {
+    while lifecycle.drained.load(Ordering::SeqCst) < shard.config.shards
+        && Instant::now() < patience
+    {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
-    shard.flush_all().await.context("flushing at shutdown")?;
-    Ok((
-        shard.metrics.fetch_hot_bytes.get(),
-        shard.metrics.fetch_cold_bytes.get(),
-    ))
 }
 
 /// `strom stats`: scrapes `/metrics` and prints it as tables.
@@ -514,8 +524,7 @@ fn log_writer(dir: PathBuf, first_tag: u64, writers: u64) -> anyhow::Result<()> 
                     };
                     let mut raw = build::batch(tag as i64, &[record]);
                     let batch = RecordBatch::split_first(&mut raw)?;
-                    let info = partition.append(vec![batch]).await?;
-                    partition.flush().await?;
+                    let info = partition.append(vec![batch], Durability::Synced).await?;
                     println!("{tag} {}", info.base_offset);
                 }
                 #[allow(unreachable_code)]

@@ -9,7 +9,7 @@ mod common;
 
 use common::{batch, open, run, small_config, split, tag_of, test_dir};
 use proptest::prelude::*;
-use strom::log::{LogConfig, LogError};
+use strom::log::{Durability, LogConfig, LogError};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -78,7 +78,7 @@ fn check(ops: Vec<Op>) {
                         .iter()
                         .map(|&t| batch(t, records, value_len, t as i64))
                         .collect();
-                    let info = p.append(input).await.unwrap();
+                    let info = p.append(input, Durability::Policy).await.unwrap();
                     assert_eq!(info.base_offset, m.next);
                     for t in tags {
                         let last = m.next + records as u64 - 1;

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{batch, open, read_all, run, small_config, split, tag_of, test_dir};
-use strom::log::{BatchError, ColdReads, LogConfig, LogError, Partition, ReadChunk};
+use strom::log::{BatchError, ColdReads, Durability, LogConfig, LogError, Partition, ReadChunk};
 
 #[test]
 fn appended_batches_get_dense_offsets_and_read_back_hot_and_cold() {
@@ -27,7 +27,10 @@ fn dense_offsets_hot_and_cold(cold_reads: ColdReads) {
         let p = open(&path, config).await;
         let mut expected = Vec::new();
         for tag in 0..200u64 {
-            let info = p.append(vec![batch(tag, 3, 100, 1000)]).await.unwrap();
+            let info = p
+                .append(vec![batch(tag, 3, 100, 1000)], Durability::Policy)
+                .await
+                .unwrap();
             assert_eq!(info.base_offset, tag * 3);
             assert_eq!(info.last_offset, tag * 3 + 2);
             expected.push(tag);
@@ -65,7 +68,9 @@ fn reads_follow_kafka_rules_for_max_bytes_and_range() {
     run(move || async move {
         let p = open(&path, small_config()).await;
         for tag in 0..50 {
-            p.append(vec![batch(tag, 1, 2000, 1000)]).await.unwrap();
+            p.append(vec![batch(tag, 1, 2000, 1000)], Durability::Policy)
+                .await
+                .unwrap();
         }
         p.flush().await.unwrap();
         for offset in [0u64, 10, 49] {
@@ -110,7 +115,10 @@ fn invalid_batches_are_refused_and_nothing_is_appended() {
         };
         let p = open(&path, config).await;
         let res = p
-            .append(vec![batch(1, 1, 10, 0), batch(2, 1, 2000, 0)])
+            .append(
+                vec![batch(1, 1, 10, 0), batch(2, 1, 2000, 0)],
+                Durability::Policy,
+            )
             .await;
         assert!(matches!(
             res,
@@ -118,7 +126,7 @@ fn invalid_batches_are_refused_and_nothing_is_appended() {
         ));
         assert_eq!(p.next_offset(), 0);
         assert!(matches!(
-            p.append(Vec::new()).await,
+            p.append(Vec::new(), Durability::Policy).await,
             Err(LogError::Batch(BatchError::InvalidRecord(_)))
         ));
         let mut raw = batch(3, 1, 10, 0).into_bytes().to_vec();
@@ -126,7 +134,7 @@ fn invalid_batches_are_refused_and_nothing_is_appended() {
         raw[last] ^= 1;
         let corrupt = strom::log::RecordBatch::split_first(&mut bytes::Bytes::from(raw)).unwrap();
         assert!(matches!(
-            p.append(vec![corrupt]).await,
+            p.append(vec![corrupt], Durability::Policy).await,
             Err(LogError::Batch(BatchError::CrcMismatch { .. }))
         ));
         assert_eq!(p.next_offset(), 0);
@@ -143,7 +151,7 @@ fn segments_roll_by_size_and_time_and_survive_reopen() {
     run(move || async move {
         let p = open(&path, small_config()).await;
         for tag in 0..100 {
-            p.append_at(vec![batch(tag, 2, 1000, 1000)], 1000)
+            p.append_at(vec![batch(tag, 2, 1000, 1000)], 1000, Durability::Policy)
                 .await
                 .unwrap();
         }
@@ -151,9 +159,13 @@ fn segments_roll_by_size_and_time_and_survive_reopen() {
         assert!(by_size >= 2, "64 KiB segments must roll at ~100 KiB");
         // segment.ms: an append far in the future rolls a fresh segment.
         let config_ms = p.config().segment_ms;
-        p.append_at(vec![batch(100, 1, 10, 1000)], 1000 + config_ms)
-            .await
-            .unwrap();
+        p.append_at(
+            vec![batch(100, 1, 10, 1000)],
+            1000 + config_ms,
+            Durability::Policy,
+        )
+        .await
+        .unwrap();
         assert_eq!(p.segment_count(), by_size + 1);
         let bases = p.segment_bases();
         for base in &bases[..bases.len() - 1] {
@@ -188,9 +200,13 @@ fn retention_deletes_whole_old_segments_and_advances_log_start() {
         let p = open(&path, config).await;
         for tag in 0..400 {
             // Timestamps rise 1 s per batch.
-            p.append_at(vec![batch(tag, 1, 1000, tag as i64 * 1000)], 0)
-                .await
-                .unwrap();
+            p.append_at(
+                vec![batch(tag, 1, 1000, tag as i64 * 1000)],
+                0,
+                Durability::Policy,
+            )
+            .await
+            .unwrap();
         }
         let before = p.segment_count();
         let deleted = p.enforce_retention(0).await.unwrap();
@@ -227,9 +243,12 @@ fn offset_lookup_by_timestamp_finds_the_first_record_at_or_after() {
     run(move || async move {
         let p = open(&path, small_config()).await;
         for tag in 0..300u64 {
-            p.append(vec![batch(tag, 2, 500, 10_000 + tag as i64 * 10)])
-                .await
-                .unwrap();
+            p.append(
+                vec![batch(tag, 2, 500, 10_000 + tag as i64 * 10)],
+                Durability::Policy,
+            )
+            .await
+            .unwrap();
         }
         assert!(p.segment_count() > 1);
         assert_eq!(p.offset_for_timestamp(0).await.unwrap(), Some((0, 10_000)));
@@ -272,7 +291,10 @@ fn concurrent_flushes_share_fdatasyncs() {
         for tag in 0..64u64 {
             let p = p.clone();
             tasks.push(glommio::spawn_local(async move {
-                let info = p.append(vec![batch(tag, 1, 200, 0)]).await.unwrap();
+                let info = p
+                    .append(vec![batch(tag, 1, 200, 0)], Durability::Policy)
+                    .await
+                    .unwrap();
                 p.flush().await.unwrap();
                 assert!(p.durable_offset() > info.last_offset);
             }));
@@ -299,11 +321,17 @@ fn flush_policy_flushes_by_message_count_and_age() {
             ..small_config()
         };
         let p = open(&path, config).await;
-        p.append_at(vec![batch(0, 9, 10, 0)], 0).await.unwrap();
+        p.append_at(vec![batch(0, 9, 10, 0)], 0, Durability::Policy)
+            .await
+            .unwrap();
         assert_eq!(p.durable_offset(), 0);
-        p.append_at(vec![batch(1, 1, 10, 0)], 0).await.unwrap();
+        p.append_at(vec![batch(1, 1, 10, 0)], 0, Durability::Policy)
+            .await
+            .unwrap();
         assert_eq!(p.durable_offset(), 10, "flush.messages=10 reached");
-        p.append_at(vec![batch(2, 1, 10, 0)], 5_000).await.unwrap();
+        p.append_at(vec![batch(2, 1, 10, 0)], 5_000, Durability::Policy)
+            .await
+            .unwrap();
         assert!(!p.flush_if_due(5_999).await.unwrap());
         assert_eq!(p.durable_offset(), 10);
         assert!(p.flush_if_due(6_000).await.unwrap());
@@ -320,7 +348,9 @@ fn missing_or_damaged_indexes_are_rebuilt_on_open() {
     run(move || async move {
         let p = open(&path, small_config()).await;
         for tag in 0..150 {
-            p.append(vec![batch(tag, 1, 900, 5)]).await.unwrap();
+            p.append(vec![batch(tag, 1, 900, 5)], Durability::Policy)
+                .await
+                .unwrap();
         }
         p.close().await.unwrap();
         let bases = p.segment_bases();
@@ -357,9 +387,15 @@ fn an_append_never_waits_for_a_flush_ms_flush() {
             ..small_config()
         };
         let p = open(&path, config).await;
-        p.append_at(vec![batch(0, 1, 10, 0)], 0).await.unwrap();
-        p.append_at(vec![batch(1, 1, 10, 0)], 5_000).await.unwrap();
-        p.append_at(vec![batch(2, 1, 10, 0)], 9_000).await.unwrap();
+        p.append_at(vec![batch(0, 1, 10, 0)], 0, Durability::Policy)
+            .await
+            .unwrap();
+        p.append_at(vec![batch(1, 1, 10, 0)], 5_000, Durability::Policy)
+            .await
+            .unwrap();
+        p.append_at(vec![batch(2, 1, 10, 0)], 9_000, Durability::Policy)
+            .await
+            .unwrap();
         assert_eq!(p.durable_offset(), 0);
         assert_eq!(p.fdatasyncs(), 0);
         assert!(p.flush_if_due(9_000).await.unwrap());
@@ -380,7 +416,9 @@ fn flush_timer_makes_old_data_durable_without_an_explicit_flush() {
         };
         let p = std::rc::Rc::new(open(&path, config).await);
         let timer = strom::log::housekeeping::spawn(&p);
-        p.append(vec![batch(0, 5, 100, 0)]).await.unwrap();
+        p.append(vec![batch(0, 5, 100, 0)], Durability::Policy)
+            .await
+            .unwrap();
         assert_eq!(p.durable_offset(), 0);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while p.durable_offset() < 5 {
@@ -410,7 +448,9 @@ fn housekeeping_applies_retention_without_being_asked() {
         };
         let p = std::rc::Rc::new(open(&path, config).await);
         for tag in 0..300 {
-            p.append(vec![batch(tag, 1, 1000, 0)]).await.unwrap();
+            p.append(vec![batch(tag, 1, 1000, 0)], Durability::Policy)
+                .await
+                .unwrap();
         }
         let before = p.segment_count();
         assert!(before > 3);
@@ -444,7 +484,9 @@ fn flushes_keep_zeros_ahead_that_sealing_and_recovery_remove() {
         // A run of small flushes (as under acks=all) starts the zeroing; it
         // runs in the background and the last flush waits behind it.
         for tag in 0..6 {
-            p.append(vec![batch(tag, 2, 1000, 1000)]).await.unwrap();
+            p.append(vec![batch(tag, 2, 1000, 1000)], Durability::Policy)
+                .await
+                .unwrap();
             p.flush().await.unwrap();
         }
         let logical = p.size_bytes();
@@ -457,7 +499,9 @@ fn flushes_keep_zeros_ahead_that_sealing_and_recovery_remove() {
         assert!(on_disk[logical as usize..].iter().all(|&b| b == 0));
         let mut tag = 6;
         while p.segment_count() < 3 {
-            p.append(vec![batch(tag, 2, 1000, 1000)]).await.unwrap();
+            p.append(vec![batch(tag, 2, 1000, 1000)], Durability::Policy)
+                .await
+                .unwrap();
             p.flush().await.unwrap();
             tag += 1;
         }
@@ -483,7 +527,9 @@ fn flushes_keep_zeros_ahead_that_sealing_and_recovery_remove() {
             .map(|&b| std::fs::metadata(log_file(b)).unwrap().len())
             .sum();
         assert_eq!(on_disk, p.size_bytes());
-        p.append(vec![batch(tag, 2, 1000, 1000)]).await.unwrap();
+        p.append(vec![batch(tag, 2, 1000, 1000)], Durability::Policy)
+            .await
+            .unwrap();
         p.flush().await.unwrap();
         let got: Vec<u64> = read_all(&p, 0).await.iter().map(tag_of).collect();
         assert_eq!(got, (0..=tag).collect::<Vec<_>>());

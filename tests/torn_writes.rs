@@ -7,6 +7,7 @@ mod common;
 
 use common::{batch, open, read_all, run, small_config, tag_of, test_dir};
 use std::path::{Path, PathBuf};
+use strom::log::Durability;
 use strom::log::LogConfig;
 
 fn config() -> LogConfig {
@@ -32,7 +33,7 @@ fn write_log(path: PathBuf, count: u64) -> (Vec<u64>, PathBuf) {
             );
             end += b.len() as u64;
             ends.push(end);
-            p.append(vec![b]).await.unwrap();
+            p.append(vec![b], Durability::Policy).await.unwrap();
             p.flush().await.unwrap();
         }
         assert_eq!(p.segment_count(), 1);
@@ -60,7 +61,10 @@ fn check_reopened(dir: PathBuf, expect: u64) {
         );
         let tags: Vec<u64> = read_all(&p, 0).await.iter().map(tag_of).collect();
         assert_eq!(tags, (0..expect).collect::<Vec<_>>());
-        let info = p.append(vec![batch(999, 1, 10, 0)]).await.unwrap();
+        let info = p
+            .append(vec![batch(999, 1, 10, 0)], Durability::Policy)
+            .await
+            .unwrap();
         assert_eq!(info.base_offset, expect_offsets(expect));
         p.close().await.unwrap();
     })

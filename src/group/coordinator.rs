@@ -15,23 +15,22 @@
 //! snapshot (taken from memory after the roll) is never older than a
 //! record that lands before it.
 
+use super::calls::ListedGroup;
 use super::membership::{Group, Member, State};
 use super::store::{self, Key, StoredGroup, StoredMember};
-use super::{
-    offsets_partition, Committed, DescribedMember, GroupConfig, GroupDescription, GroupError,
-    JoinRequest, JoinResponse, SyncResponse, OFFSETS_TOPIC,
-};
+use super::{offsets_partition, GroupConfig, GroupError, OFFSETS_TOPIC};
 use crate::log::batch::build;
-use crate::log::io_probe::DmaReady;
-use crate::log::log_dir::TopicPartition;
 use crate::log::partition::now_ms;
-use crate::log::{LogConfig, LogError, Partition, RecordBatch};
-use crate::shard::message::{GroupAnswer, GroupCall};
+use crate::log::{
+    Durability, LogConfig, LogError, Partition, PartitionId, RecordBatch, TopicPartition,
+};
+use crate::shard::ownership::{self, ShardId};
+use crate::shard::router::{Call, Router, ShardGone, Sharded};
+use crate::shard::Shard;
 use ahash::AHashMap;
-use bytes::Bytes;
+use futures_util::future::join_all;
 use glommio::channels::local_channel;
 use std::cell::RefCell;
-use std::path::Path;
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
@@ -39,39 +38,49 @@ const TICK: Duration = Duration::from_millis(100);
 
 pub struct GroupCoordinator {
     pub config: GroupConfig,
+    router: Router<GroupCoordinator>,
     groups: RefCell<AHashMap<String, Group>>,
-    logs: RefCell<AHashMap<u32, Rc<Partition>>>,
+    logs: RefCell<AHashMap<PartitionId, Rc<Partition>>>,
     /// Partitions being snapshotted right now.
-    compacting: RefCell<ahash::AHashSet<u32>>,
+    compacting: RefCell<ahash::AHashSet<PartitionId>>,
 }
 
-/// (topic, partition, result) of one offset in a commit or delete.
-pub type PartitionResults = Vec<(String, i32, Result<(), GroupError>)>;
+impl Sharded for GroupCoordinator {
+    fn router(&self) -> &Router<GroupCoordinator> {
+        &self.router
+    }
+}
 
 impl GroupCoordinator {
-    /// Opens and replays the `__consumer_offsets` partitions `owned`.
+    /// Opens and replays the `__consumer_offsets` partitions this shard
+    /// owns, through the shard's `LogDir`.
     pub async fn open(
-        data_dir: &Path,
-        config: GroupConfig,
-        owned: Vec<u32>,
-        dma: &DmaReady,
+        shard: &Shard,
+        router: Router<GroupCoordinator>,
     ) -> Result<Rc<GroupCoordinator>, LogError> {
-        let coordinator = Rc::new(GroupCoordinator {
-            config,
-            groups: RefCell::new(AHashMap::new()),
-            logs: RefCell::new(AHashMap::new()),
-            compacting: RefCell::new(ahash::AHashSet::new()),
-        });
+        let config = shard.config.group.clone();
+        let owned: Vec<PartitionId> = PartitionId::first(config.offsets_partitions)
+            .filter(|&p| ownership::owner(OFFSETS_TOPIC, p, router.count()) == router.id())
+            .collect();
         let log_config = LogConfig {
-            segment_bytes: coordinator.config.offsets_segment_bytes,
+            segment_bytes: config.offsets_segment_bytes,
             write_buffer_bytes: 64 << 10,
             tail_cache_bytes: 256 << 10,
             ..LogConfig::default()
         };
+        let coordinator = Rc::new(GroupCoordinator {
+            config,
+            router,
+            groups: RefCell::new(AHashMap::new()),
+            logs: RefCell::new(AHashMap::new()),
+            compacting: RefCell::new(ahash::AHashSet::new()),
+        });
         for p in owned {
-            let dir = TopicPartition::new(OFFSETS_TOPIC, p).dir(data_dir);
-            let log = Rc::new(Partition::open(&dir, log_config.clone(), dma).await?);
-            crate::log::housekeeping::spawn(&log).detach();
+            let tp = TopicPartition::new(OFFSETS_TOPIC, p);
+            let log = shard
+                .log_dir()
+                .open_partition(&tp, log_config.clone())
+                .await?;
             coordinator.replay(&log).await?;
             coordinator.logs.borrow_mut().insert(p, log);
         }
@@ -80,65 +89,33 @@ impl GroupCoordinator {
         Ok(coordinator)
     }
 
-    /// Runs one group request (this shard coordinates the group).
-    pub async fn handle(self: &Rc<Self>, call: GroupCall) -> GroupAnswer {
-        match call {
-            GroupCall::Join { group, request } => {
-                GroupAnswer::Join(self.join(&group, request).await)
-            }
-            GroupCall::Sync {
-                group,
-                member_id,
-                instance_id,
-                generation,
-                assignments,
-            } => GroupAnswer::Sync(
-                self.sync(
-                    &group,
-                    &member_id,
-                    instance_id.as_deref(),
-                    generation,
-                    assignments,
-                )
-                .await,
-            ),
-            GroupCall::Heartbeat {
-                group,
-                member_id,
-                instance_id,
-                generation,
-            } => GroupAnswer::Done(self.heartbeat(
-                &group,
-                &member_id,
-                instance_id.as_deref(),
-                generation,
-            )),
-            GroupCall::Leave { group, members } => GroupAnswer::Leave(self.leave(&group, members)),
-            GroupCall::Commit {
-                group,
-                member_id,
-                instance_id,
-                generation,
-                offsets,
-            } => GroupAnswer::Offsets(Ok(self
-                .commit(
-                    &group,
-                    &member_id,
-                    instance_id.as_deref(),
-                    generation,
-                    offsets,
-                )
-                .await)),
-            GroupCall::Fetch { group, topics } => {
-                GroupAnswer::Committed(self.committed(&group, topics))
-            }
-            GroupCall::Describe { group } => GroupAnswer::Describe(self.describe(&group)),
-            GroupCall::List => GroupAnswer::List(self.list()),
-            GroupCall::Delete { group } => GroupAnswer::Done(self.delete(&group).await),
-            GroupCall::DeleteOffsets { group, partitions } => {
-                GroupAnswer::Offsets(self.delete_offsets(&group, partitions).await)
-            }
-        }
+    /// Which shard coordinates a group: the owner of its
+    /// `__consumer_offsets` partition.
+    pub fn owner_of(&self, group: &str) -> ShardId {
+        let p = offsets_partition(group, self.config.offsets_partitions);
+        ownership::owner(OFFSETS_TOPIC, p, self.router.count())
+    }
+
+    /// Runs a group request on the group's coordinator shard.
+    pub async fn call<C: Call<Self>>(
+        self: &Rc<Self>,
+        group: &str,
+        call: C,
+    ) -> Result<C::Reply, ShardGone> {
+        self.router.call(self, self.owner_of(group), call).await
+    }
+
+    /// Runs `make()` on every shard's coordinator; the replies in shard
+    /// order.
+    pub async fn call_every_shard<C: Call<Self>>(
+        self: &Rc<Self>,
+        make: impl Fn() -> C,
+    ) -> Vec<Result<C::Reply, ShardGone>> {
+        let calls = self
+            .router
+            .shards()
+            .map(|s| self.router.call(self, s, make()));
+        join_all(calls).await
     }
 
     pub fn group_count(&self) -> usize {
@@ -171,14 +148,10 @@ impl GroupCoordinator {
         let key = Key::decode(key)?;
         let mut groups = self.groups.borrow_mut();
         match key {
-            Key::Offset {
-                group,
-                topic,
-                partition,
-            } => {
+            Key::Offset { group, partition } => {
                 if value.is_empty() {
                     if let Some(g) = groups.get_mut(&group) {
-                        g.offsets.remove(&(topic, partition));
+                        g.offsets.remove(&partition);
                     }
                 } else {
                     let committed = store::decode_offset(value)?;
@@ -186,7 +159,7 @@ impl GroupCoordinator {
                         .entry(group.clone())
                         .or_insert_with(|| Group::new(&group))
                         .offsets
-                        .insert((topic, partition), committed);
+                        .insert(partition, committed);
                 }
             }
             Key::Group(group) => {
@@ -225,25 +198,19 @@ impl GroupCoordinator {
             .ok_or(GroupError::CoordinatorNotAvailable)
     }
 
-    /// Appends records to the group's log; durable when `flush`.
-    async fn append(
+    /// Appends records to the group's log, as durable as `durability`.
+    pub(super) async fn append(
         self: &Rc<Self>,
         group: &str,
         records: Vec<(Vec<u8>, Vec<u8>)>,
-        flush: bool,
+        durability: Durability,
     ) -> Result<(), GroupError> {
         if records.is_empty() {
             return Ok(());
         }
         let p = offsets_partition(group, self.config.offsets_partitions);
         let log = self.log_of(group)?;
-        let stored = async {
-            log.append(batches(&records)?).await?;
-            if flush {
-                log.flush().await?;
-            }
-            Ok::<(), LogError>(())
-        };
+        let stored = async { log.append(batches(&records)?, durability).await };
         stored.await.map_err(|e| {
             tracing::error!(group, "storing group state: {e}");
             GroupError::Storage
@@ -254,7 +221,7 @@ impl GroupCoordinator {
             let me = self.clone();
             glommio::spawn_local(async move {
                 if let Err(e) = me.snapshot(p, &log).await {
-                    tracing::error!(partition = p, "snapshotting __consumer_offsets: {e}");
+                    tracing::error!(partition = %p, "snapshotting __consumer_offsets: {e}");
                 }
                 me.compacting.borrow_mut().remove(&p);
             })
@@ -265,18 +232,17 @@ impl GroupCoordinator {
 
     /// Rewrites partition `p` as one snapshot of its groups' live state
     /// and deletes the segments before it.
-    async fn snapshot(&self, p: u32, log: &Partition) -> Result<(), LogError> {
+    async fn snapshot(&self, p: PartitionId, log: &Partition) -> Result<(), LogError> {
         log.roll().await?;
         let records = self.live_records(p);
         let count = records.len();
         let info = match batches(&records) {
-            Ok(b) if !b.is_empty() => log.append(b).await?,
+            Ok(b) if !b.is_empty() => log.append(b, Durability::Synced).await?,
             _ => return Ok(()),
         };
-        log.flush().await?;
         let deleted = log.delete_segments_before(info.base_offset).await?;
         tracing::info!(
-            partition = p,
+            partition = %p,
             records = count,
             deleted,
             "__consumer_offsets snapshot"
@@ -285,7 +251,7 @@ impl GroupCoordinator {
     }
 
     /// Every live record of the groups kept in partition `p`.
-    fn live_records(&self, p: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn live_records(&self, p: PartitionId) -> Vec<(Vec<u8>, Vec<u8>)> {
         let groups = self.groups.borrow();
         let mut out = Vec::new();
         for g in groups.values() {
@@ -294,11 +260,8 @@ impl GroupCoordinator {
             {
                 continue;
             }
-            for ((topic, partition), c) in &g.offsets {
-                out.push((
-                    Key::offset(&g.id, topic, *partition),
-                    store::encode_offset(c),
-                ));
+            for (tp, c) in &g.offsets {
+                out.push((Key::offset(&g.id, tp), store::encode_offset(c)));
             }
             out.push((
                 Key::Group(g.id.clone()).encode(),
@@ -323,322 +286,86 @@ impl GroupCoordinator {
     }
 
     /// Stores a settled membership in the background.
-    fn persist_if_dirty(self: &Rc<Self>, group: &str) {
+    pub(super) fn persist_if_dirty(self: &Rc<Self>, group: &str) {
         if let Some(record) = self.take_dirty(group) {
             let (me, group) = (self.clone(), group.to_string());
             glommio::spawn_local(async move {
-                let _ = me.append(&group, vec![record], false).await;
+                let _ = me.append(&group, vec![record], Durability::Policy).await;
             })
             .detach();
         }
     }
 
-    pub async fn join(self: &Rc<Self>, group_id: &str, req: JoinRequest) -> JoinResponse {
-        if group_id.is_empty() {
-            return JoinResponse::error(GroupError::InvalidGroupId, &req.member_id);
-        }
-        let (tx, rx) = local_channel::new_bounded(1);
-        let now_answer = {
-            let mut groups = self.groups.borrow_mut();
-            let g = groups
-                .entry(group_id.to_string())
-                .or_insert_with(|| Group::new(group_id));
-            g.join(req, &self.config, Instant::now(), tx)
-        };
-        self.persist_if_dirty(group_id);
-        answer_now_or_later(now_answer, rx, || {
-            JoinResponse::error(GroupError::CoordinatorNotAvailable, "")
-        })
-        .await
+    /// Runs `f` on a group, if this shard has it.
+    pub(super) fn with_group<R>(&self, id: &str, f: impl FnOnce(Option<&mut Group>) -> R) -> R {
+        f(self.groups.borrow_mut().get_mut(id))
     }
 
-    pub async fn sync(
-        self: &Rc<Self>,
-        group_id: &str,
-        member_id: &str,
-        instance: Option<&str>,
-        generation: i32,
-        assignments: Vec<(String, Bytes)>,
-    ) -> SyncResponse {
-        let (tx, rx) = local_channel::new_bounded(1);
-        let now_answer = {
-            let mut groups = self.groups.borrow_mut();
-            match groups.get_mut(group_id) {
-                None => Some(SyncResponse::error(GroupError::UnknownMemberId)),
-                Some(g) => g.sync(
-                    member_id,
-                    instance,
-                    generation,
-                    assignments,
-                    Instant::now(),
-                    tx,
-                ),
-            }
-        };
-        self.persist_if_dirty(group_id);
-        answer_now_or_later(now_answer, rx, || {
-            SyncResponse::error(GroupError::CoordinatorNotAvailable)
-        })
-        .await
+    /// Runs `f` on a group, created empty if this shard has none yet.
+    pub(super) fn with_group_or_new<R>(&self, id: &str, f: impl FnOnce(&mut Group) -> R) -> R {
+        let mut groups = self.groups.borrow_mut();
+        f(groups
+            .entry(id.to_string())
+            .or_insert_with(|| Group::new(id)))
     }
 
-    pub fn heartbeat(
+    /// Checks a commit with `check`; a group this shard does not have is
+    /// created for a standalone commit (generation < 0), as Kafka does, and
+    /// refused (ILLEGAL_GENERATION) otherwise.
+    pub(super) fn with_group_or_standalone(
         &self,
-        group_id: &str,
-        member_id: &str,
-        instance: Option<&str>,
+        id: &str,
         generation: i32,
+        check: impl FnOnce(&mut Group) -> Result<(), GroupError>,
     ) -> Result<(), GroupError> {
         let mut groups = self.groups.borrow_mut();
-        let g = groups
-            .get_mut(group_id)
-            .ok_or(GroupError::UnknownMemberId)?;
-        g.heartbeat(member_id, instance, generation, Instant::now())
-    }
-
-    /// LeaveGroup for each (member id, instance id).
-    pub fn leave(
-        self: &Rc<Self>,
-        group_id: &str,
-        members: Vec<(String, Option<String>)>,
-    ) -> Vec<Result<(), GroupError>> {
-        let results = {
-            let mut groups = self.groups.borrow_mut();
-            let now = Instant::now();
-            members
-                .iter()
-                .map(|(id, instance)| match groups.get_mut(group_id) {
-                    None => Err(GroupError::UnknownMemberId),
-                    Some(g) => g.leave(id, instance.as_deref(), now),
-                })
-                .collect()
-        };
-        self.persist_if_dirty(group_id);
-        results
-    }
-
-    /// OffsetCommit: stores every offset (durably) or none.
-    pub async fn commit(
-        self: &Rc<Self>,
-        group_id: &str,
-        member_id: &str,
-        instance: Option<&str>,
-        generation: i32,
-        offsets: Vec<(String, i32, Committed)>,
-    ) -> PartitionResults {
-        let all = |e: GroupError, offsets: &[(String, i32, Committed)]| {
-            offsets
-                .iter()
-                .map(|(t, p, _)| (t.clone(), *p, Err(e)))
-                .collect()
-        };
-        if group_id.is_empty() {
-            return all(GroupError::InvalidGroupId, &offsets);
-        }
-        let allowed = {
-            let mut groups = self.groups.borrow_mut();
-            match groups.get_mut(group_id) {
-                Some(g) => g.check_commit(member_id, instance, generation),
-                None if generation < 0 => {
-                    groups.insert(group_id.to_string(), Group::new(group_id));
-                    Ok(())
-                }
-                None => Err(GroupError::IllegalGeneration),
+        match groups.get_mut(id) {
+            Some(g) => check(g),
+            None if generation < 0 => {
+                groups.insert(id.to_string(), Group::new(id));
+                Ok(())
             }
-        };
-        if let Err(e) = allowed {
-            return all(e, &offsets);
-        }
-        let mut results = Vec::with_capacity(offsets.len());
-        let mut records = Vec::new();
-        let mut accepted = Vec::new();
-        for (topic, partition, c) in offsets {
-            if c.metadata.len() > self.config.offset_metadata_max_bytes {
-                results.push((topic, partition, Err(GroupError::OffsetMetadataTooLarge)));
-                continue;
-            }
-            records.push((
-                Key::offset(group_id, &topic, partition),
-                store::encode_offset(&c),
-            ));
-            accepted.push((topic, partition, c));
-        }
-        // Memory first (see the module comment), then the durable append.
-        if let Some(g) = self.groups.borrow_mut().get_mut(group_id) {
-            for (topic, partition, c) in &accepted {
-                g.offsets.insert((topic.clone(), *partition), c.clone());
-            }
-        }
-        let stored = self.append(group_id, records, true).await;
-        for (topic, partition, _) in accepted {
-            results.push((topic, partition, stored));
-        }
-        results
-    }
-
-    /// OffsetFetch: the committed offset of each partition asked for (all
-    /// of the group's when `topics` is None).
-    pub fn committed(
-        &self,
-        group_id: &str,
-        topics: Option<Vec<(String, Vec<i32>)>>,
-    ) -> Vec<(String, i32, Option<Committed>)> {
-        let groups = self.groups.borrow();
-        let g = groups.get(group_id);
-        match topics {
-            Some(topics) => topics
-                .into_iter()
-                .flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p)))
-                .map(|(t, p)| {
-                    let c = g.and_then(|g| g.offsets.get(&(t.clone(), p)).cloned());
-                    (t, p, c)
-                })
-                .collect(),
-            None => g
-                .map(|g| {
-                    g.offsets
-                        .iter()
-                        .map(|((t, p), c)| (t.clone(), *p, Some(c.clone())))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            None => Err(GroupError::IllegalGeneration),
         }
     }
 
-    pub fn describe(&self, group_id: &str) -> GroupDescription {
-        let groups = self.groups.borrow();
-        let Some(g) = groups.get(group_id) else {
-            // Kafka describes an unknown group as Dead, without an error.
-            return GroupDescription {
-                group_id: group_id.to_string(),
-                error: None,
-                state: State::Dead.name(),
-                protocol_type: String::new(),
-                protocol: String::new(),
-                members: Vec::new(),
-            };
-        };
-        let protocol = g.protocol.clone().unwrap_or_default();
-        GroupDescription {
-            group_id: group_id.to_string(),
-            error: None,
-            state: g.state.name(),
-            protocol_type: g.protocol_type.clone().unwrap_or_default(),
-            protocol: protocol.clone(),
-            members: g
-                .members
-                .iter()
-                .map(|m| DescribedMember {
-                    member_id: m.id.clone(),
-                    instance_id: m.instance_id.clone(),
-                    client_id: m.client_id.clone(),
-                    client_host: m.client_host.clone(),
-                    metadata: m.metadata_for(&protocol),
-                    assignment: m.assignment.clone(),
-                })
-                .collect(),
-        }
+    pub(super) fn remove_group(&self, id: &str) {
+        self.groups.borrow_mut().remove(id);
     }
 
-    /// (group id, protocol type, state) of every group here.
-    pub fn list(&self) -> Vec<(String, String, &'static str)> {
+    /// Every group here that ListGroups shows.
+    pub(super) fn listed(&self) -> Vec<ListedGroup> {
         self.groups
             .borrow()
             .values()
             .filter(|g| g.state != State::Dead)
-            .map(|g| {
-                (
-                    g.id.clone(),
-                    g.protocol_type.clone().unwrap_or_default(),
-                    g.state.name(),
-                )
+            .map(|g| ListedGroup {
+                group_id: g.id.clone(),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                state: g.state.name(),
             })
             .collect()
     }
 
-    /// DeleteGroups: an empty group and its offsets go (tombstones).
-    pub async fn delete(self: &Rc<Self>, group_id: &str) -> Result<(), GroupError> {
-        let keys: Vec<Vec<u8>> = {
-            let mut groups = self.groups.borrow_mut();
-            let g = groups
-                .get_mut(group_id)
-                .ok_or(GroupError::GroupIdNotFound)?;
-            let mut keys: Vec<Vec<u8>> = g
-                .offsets
-                .keys()
-                .map(|(t, p)| Key::offset(group_id, t, *p))
-                .collect();
-            g.delete()?;
-            groups.remove(group_id);
-            keys.push(Key::Group(group_id.to_string()).encode());
-            keys
-        };
-        let tombstones = keys.into_iter().map(|k| (k, Vec::new())).collect();
-        self.append(group_id, tombstones, true).await
-    }
-
-    /// OffsetDelete: drops committed offsets of a group that no member is
-    /// consuming (a group with members answers GROUP_SUBSCRIBED_TO_TOPIC).
-    pub async fn delete_offsets(
-        self: &Rc<Self>,
-        group_id: &str,
-        partitions: Vec<(String, i32)>,
-    ) -> Result<PartitionResults, GroupError> {
-        let tombstones = {
-            let mut groups = self.groups.borrow_mut();
-            let g = groups
-                .get_mut(group_id)
-                .ok_or(GroupError::GroupIdNotFound)?;
-            if g.state == State::Dead {
-                return Err(GroupError::GroupIdNotFound);
-            }
-            if !g.is_empty() {
-                return Ok(partitions
-                    .into_iter()
-                    .map(|(t, p)| (t, p, Err(GroupError::GroupSubscribedToTopic)))
-                    .collect());
-            }
-            for (t, p) in &partitions {
-                g.offsets.remove(&(t.clone(), *p));
-            }
-            partitions
-                .iter()
-                .map(|(t, p)| (Key::offset(group_id, t, *p), Vec::new()))
-                .collect()
-        };
-        let stored = self.append(group_id, tombstones, true).await;
-        Ok(partitions
-            .into_iter()
-            .map(|(t, p)| (t, p, stored))
-            .collect())
-    }
-
-    /// Offsets of a deleted topic are dropped from every group.
-    pub async fn forget_topic(self: &Rc<Self>, topic: &str) {
-        let doomed: Vec<(String, Vec<i32>)> = self
-            .groups
+    /// Drops every group's offsets of `topic`, in memory; returns what was
+    /// dropped, by group, for the tombstones.
+    pub(super) fn drop_offsets_of(&self, topic: &str) -> Vec<(String, Vec<TopicPartition>)> {
+        self.groups
             .borrow_mut()
             .values_mut()
             .filter_map(|g| {
-                let ps: Vec<i32> = g
+                let doomed: Vec<TopicPartition> = g
                     .offsets
                     .keys()
-                    .filter(|(t, _)| t == topic)
-                    .map(|(_, p)| *p)
+                    .filter(|tp| tp.topic == topic)
+                    .cloned()
                     .collect();
-                for p in &ps {
-                    g.offsets.remove(&(topic.to_string(), *p));
+                for tp in &doomed {
+                    g.offsets.remove(tp);
                 }
-                (!ps.is_empty()).then(|| (g.id.clone(), ps))
+                (!doomed.is_empty()).then(|| (g.id.clone(), doomed))
             })
-            .collect();
-        for (group, ps) in doomed {
-            let tombstones = ps
-                .into_iter()
-                .map(|p| (Key::offset(&group, topic, p), Vec::new()))
-                .collect();
-            let _ = self.append(&group, tombstones, false).await;
-        }
+            .collect()
     }
 
     /// Expires sessions and deadlines; stores what settled.
@@ -662,13 +389,13 @@ impl GroupCoordinator {
     /// offsets.retention.check.interval.ms).
     async fn expire_offsets(self: &Rc<Self>) {
         let cutoff = now_ms() - self.config.offsets_retention.as_millis() as i64;
-        let expired: Vec<(String, Vec<(String, i32)>)> = self
+        let expired: Vec<(String, Vec<TopicPartition>)> = self
             .groups
             .borrow_mut()
             .values_mut()
             .filter(|g| g.state == State::Empty)
             .filter_map(|g| {
-                let old: Vec<(String, i32)> = g
+                let old: Vec<TopicPartition> = g
                     .offsets
                     .iter()
                     .filter(|(_, c)| c.commit_timestamp_ms < cutoff)
@@ -684,9 +411,9 @@ impl GroupCoordinator {
             tracing::info!(group, partitions = old.len(), "offsets expired");
             let tombstones = old
                 .into_iter()
-                .map(|(topic, partition)| (Key::offset(&group, &topic, partition), Vec::new()))
+                .map(|tp| (Key::offset(&group, &tp), Vec::new()))
                 .collect();
-            let _ = self.append(&group, tombstones, false).await;
+            let _ = self.append(&group, tombstones, Durability::Policy).await;
         }
     }
 
@@ -762,7 +489,7 @@ async fn tick_loop(coordinator: Weak<GroupCoordinator>) {
 
 /// The answer to a join or sync: now, or once the rebalance completes (the
 /// group sends it on `later`); `closed` if the group went away meanwhile.
-async fn answer_now_or_later<T>(
+pub(super) async fn answer_now_or_later<T>(
     now: Option<T>,
     later: local_channel::LocalReceiver<T>,
     closed: impl FnOnce() -> T,

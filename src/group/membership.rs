@@ -16,6 +16,7 @@ use super::store::StoredMember;
 use super::{
     Committed, GroupConfig, GroupError, JoinRequest, JoinResponse, JoinedMember, SyncResponse,
 };
+use crate::log::TopicPartition;
 use bytes::Bytes;
 use glommio::channels::local_channel::LocalSender;
 use std::collections::BTreeMap;
@@ -119,7 +120,7 @@ pub struct Group {
     /// A new group waits this long for more members before the first
     /// join completes (group.initial.rebalance.delay.ms).
     initial_delay_until: Option<Instant>,
-    pub offsets: BTreeMap<(String, i32), Committed>,
+    pub offsets: BTreeMap<TopicPartition, Committed>,
     /// Set when membership settled (Stable or Empty) and should be stored.
     pub dirty: bool,
 }

@@ -11,12 +11,19 @@
 //!
 //! - `membership`: one group's members and rebalance state machine (no I/O).
 //! - `store`: the `__consumer_offsets` record format (Kafka's schemas).
-//! - `coordinator`: a shard's groups, their logs, timers and replay.
+//! - `coordinator`: a shard's groups, their logs, timers and replay; how a
+//!   request reaches its group's shard.
+//! - `calls`: each group request, as a call on the coordinator shard.
+//!
+//! Built on `shard` (its `LogDir` opens the internal log, its `Router`
+//! carries the calls); `shard` knows nothing of groups.
 
+pub mod calls;
 pub mod coordinator;
 pub mod membership;
 pub mod store;
 
+use crate::log::PartitionId;
 use bytes::Bytes;
 use std::time::Duration;
 
@@ -57,45 +64,7 @@ pub enum GroupError {
     Storage,
 }
 
-/// The group settings, by Kafka's broker config names.
-#[derive(Debug, Clone)]
-pub struct GroupConfig {
-    /// `group.min.session.timeout.ms` (Kafka: 6000).
-    pub min_session_timeout: Duration,
-    /// `group.max.session.timeout.ms` (Kafka: 1800000).
-    pub max_session_timeout: Duration,
-    /// `group.initial.rebalance.delay.ms` (Kafka: 3000).
-    pub initial_rebalance_delay: Duration,
-    /// `offsets.topic.num.partitions`: fixed once a data dir has groups.
-    /// (Kafka: 50; strom: 8 — each is a log with its own buffers.)
-    pub offsets_partitions: u32,
-    /// `offsets.retention.minutes` (Kafka: 7 days): offsets of an empty
-    /// group older than this are dropped.
-    pub offsets_retention: Duration,
-    /// `offsets.retention.check.interval.ms` (Kafka: 600000).
-    pub offsets_retention_check_interval: Duration,
-    /// `offset.metadata.max.bytes` (Kafka: 4096).
-    pub offset_metadata_max_bytes: usize,
-    /// `offsets.topic.segment.bytes` (Kafka: 104857600). A partition of
-    /// the offsets log holding more than twice this is rewritten as a
-    /// snapshot of its live records and its older segments deleted.
-    pub offsets_segment_bytes: u64,
-}
-
-impl Default for GroupConfig {
-    fn default() -> Self {
-        GroupConfig {
-            min_session_timeout: Duration::from_millis(6_000),
-            max_session_timeout: Duration::from_millis(1_800_000),
-            initial_rebalance_delay: Duration::from_millis(3_000),
-            offsets_partitions: 8,
-            offsets_retention: Duration::from_secs(7 * 24 * 3600),
-            offsets_retention_check_interval: Duration::from_millis(600_000),
-            offset_metadata_max_bytes: 4096,
-            offsets_segment_bytes: 100 << 20,
-        }
-    }
-}
+pub use crate::config::GroupConfig;
 
 /// The internal log's topic name, as Kafka's.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -153,13 +122,15 @@ pub fn pin_offsets_partitions(
 
 /// Which `__consumer_offsets` partition keeps a group: Kafka's
 /// `Utils.abs(groupId.hashCode()) % partitions`.
-pub fn offsets_partition(group: &str, partitions: u32) -> u32 {
+pub fn offsets_partition(group: &str, partitions: u32) -> PartitionId {
     let mut h: i32 = 0;
     for unit in group.encode_utf16() {
         h = h.wrapping_mul(31).wrapping_add(i32::from(unit));
     }
-    let positive = if h == i32::MIN { 0 } else { h.abs() };
-    positive as u32 % partitions.max(1)
+    // Kafka's abs maps i32::MIN to 0; every other value has a positive abs.
+    let positive = h.checked_abs().unwrap_or(0).unsigned_abs();
+    let index = positive % partitions.clamp(1, PartitionId::MAX.index());
+    PartitionId::new(index).expect("below a partition count that fits the wire")
 }
 
 pub struct JoinRequest {
@@ -274,8 +245,8 @@ mod tests {
     #[test]
     fn groups_map_to_partitions_like_kafka() {
         // Java: "my-group".hashCode() == -1906497762.
-        assert_eq!(offsets_partition("my-group", 50), 1906497762 % 50);
-        assert_eq!(offsets_partition("my-group", 8), 2);
-        assert_eq!(offsets_partition("", 8), 0);
+        assert_eq!(offsets_partition("my-group", 50).index(), 1906497762 % 50);
+        assert_eq!(offsets_partition("my-group", 8).index(), 2);
+        assert_eq!(offsets_partition("", 8).index(), 0);
     }
 }

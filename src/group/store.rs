@@ -6,6 +6,7 @@
 //! and no live value is empty). The latest record per key wins on replay.
 
 use super::Committed;
+use crate::log::{PartitionId, TopicPartition};
 use bytes::{Buf, BufMut, Bytes};
 use std::time::Duration;
 
@@ -13,8 +14,7 @@ use std::time::Duration;
 pub enum Key {
     Offset {
         group: String,
-        topic: String,
-        partition: i32,
+        partition: TopicPartition,
     },
     Group(String),
 }
@@ -47,11 +47,10 @@ pub struct Malformed(&'static str);
 
 impl Key {
     /// The encoded key of a group's committed offset for a partition.
-    pub fn offset(group: &str, topic: &str, partition: i32) -> Vec<u8> {
+    pub fn offset(group: &str, partition: &TopicPartition) -> Vec<u8> {
         Key::Offset {
             group: group.to_string(),
-            topic: topic.to_string(),
-            partition,
+            partition: partition.clone(),
         }
         .encode()
     }
@@ -59,15 +58,11 @@ impl Key {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         match self {
-            Key::Offset {
-                group,
-                topic,
-                partition,
-            } => {
+            Key::Offset { group, partition } => {
                 out.put_i16(1);
                 put_str(&mut out, group);
-                put_str(&mut out, topic);
-                out.put_i32(*partition);
+                put_str(&mut out, &partition.topic);
+                out.put_i32(i32::from(partition.partition));
             }
             Key::Group(group) => {
                 out.put_i16(2);
@@ -80,11 +75,14 @@ impl Key {
     pub fn decode(mut buf: &[u8]) -> Result<Key, Malformed> {
         let version = get_i16(&mut buf)?;
         match version {
-            0 | 1 => Ok(Key::Offset {
-                group: get_str(&mut buf)?,
-                topic: get_str(&mut buf)?,
-                partition: get_i32(&mut buf)?,
-            }),
+            0 | 1 => {
+                let group = get_str(&mut buf)?;
+                let topic = get_str(&mut buf)?;
+                let index = PartitionId::try_from(get_i32(&mut buf)?)
+                    .map_err(|_| Malformed("negative partition"))?;
+                let partition = TopicPartition::new(topic, index);
+                Ok(Key::Offset { group, partition })
+            }
             2 => Ok(Key::Group(get_str(&mut buf)?)),
             _ => Err(Malformed("unknown key version")),
         }
@@ -252,8 +250,7 @@ mod tests {
     fn records_round_trip_and_truncation_is_an_error() {
         let key = Key::Offset {
             group: "g".into(),
-            topic: "orders".into(),
-            partition: 7,
+            partition: TopicPartition::new("orders", PartitionId::new(7).unwrap()),
         };
         assert_eq!(Key::decode(&key.encode()).unwrap(), key);
         let c = Committed {

@@ -1,39 +1,88 @@
-//! The layout of a data directory: one `<topic>-<partition>` folder per
-//! partition, as Kafka lays it out, beside `meta/` (broker metadata).
-//! Which partitions exist is the topic table's business (`shard::topics`),
-//! not the directory listing's.
+//! `LogDir`: a shard's view of the data directory, and the one way the
+//! broker opens a partition — user topics (`shard`) and internal logs
+//! (`group`, later `txn`) alike.
+//!
+//! The layout is Kafka's: one `<topic>-<partition>` folder per partition,
+//! beside `meta/` (broker metadata). Which partitions exist is the topic
+//! table's business (`shard::topics`), not the directory listing's.
+//!
+//! One per shard, on that shard's thread (it holds the `DmaReady` proof
+//! and the shard's `AppendSignal`). Never blocks the executor: directory
+//! work runs on the shard's blocking threads.
 
+use super::append_signal::AppendSignal;
+use super::config::LogConfig;
+use super::error::{IoContext, Result};
+use super::housekeeping;
+use super::io_probe::{ensure_dma_reads, DmaReady};
+use super::partition::Partition;
+use super::topic_partition::TopicPartition;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicPartition {
-    pub topic: String,
-    pub partition: u32,
+pub struct LogDir {
+    root: PathBuf,
+    dma: DmaReady,
+    appended: Rc<AppendSignal>,
 }
 
-impl std::fmt::Display for TopicPartition {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.topic, self.partition)
+impl LogDir {
+    /// Runs the io-poll probe in `root` (creating it), so partitions can
+    /// be opened on this thread.
+    pub async fn open(root: &Path) -> Result<LogDir> {
+        let dma = ensure_dma_reads(root).await?;
+        Ok(LogDir {
+            root: root.to_path_buf(),
+            dma,
+            appended: Rc::default(),
+        })
     }
-}
 
-impl TopicPartition {
-    pub fn new(topic: impl Into<String>, partition: u32) -> Self {
-        TopicPartition {
-            topic: topic.into(),
-            partition,
-        }
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Notified after every append to a partition opened here.
+    pub fn appended(&self) -> &Rc<AppendSignal> {
+        &self.appended
     }
 
     /// `<data-dir>/<topic>-<partition>`.
-    pub fn dir(&self, data_dir: &Path) -> PathBuf {
-        data_dir.join(self.to_string())
+    pub fn partition_dir(&self, tp: &TopicPartition) -> PathBuf {
+        self.root.join(tp.to_string())
+    }
+
+    /// Opens (creating or recovering) a partition, and starts its
+    /// housekeeping timer (`flush.ms`, retention), which ends by itself
+    /// once the partition is dropped.
+    pub async fn open_partition(
+        &self,
+        tp: &TopicPartition,
+        config: LogConfig,
+    ) -> Result<Rc<Partition>> {
+        let dir = self.partition_dir(tp);
+        let partition = Partition::open_notifying(&dir, config, &self.dma, self.appended.clone());
+        let partition = Rc::new(partition.await?);
+        housekeeping::spawn(&partition).detach();
+        Ok(partition)
+    }
+
+    /// Deletes a closed partition's files. Unlinking gigabytes of segments
+    /// takes a while, so it runs on a blocking thread.
+    pub async fn remove_partition(&self, tp: &TopicPartition) -> Result<()> {
+        let dir = self.partition_dir(tp);
+        let doomed = dir.clone();
+        let removed = glommio::executor()
+            .spawn_blocking(move || std::fs::remove_dir_all(doomed))
+            .await;
+        removed.context(|| format!("deleting {}", dir.display()))
     }
 }
 
 /// Replaces a broker metadata file (under `meta/`) durably: temp file,
 /// fsync, rename over the old one, fsync the directory — the one way strom
-/// persists metadata. Small files, written rarely: blocking calls are brief.
+/// persists metadata. Blocking: callers that serve run it through
+/// [`write_durably_off_thread`].
 pub fn write_durably(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
@@ -46,13 +95,25 @@ pub fn write_durably(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(dir).and_then(|d| d.sync_all())
 }
 
+/// [`write_durably`] on the executor's blocking threads.
+pub async fn write_durably_off_thread(path: PathBuf, contents: Vec<u8>) -> std::io::Result<()> {
+    glommio::executor()
+        .spawn_blocking(move || write_durably(&path, &contents))
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::topic_partition::PartitionId;
 
     #[test]
     fn partition_dirs_are_named_like_kafka() {
-        let tp = TopicPartition::new("my-topic", 12);
-        assert_eq!(tp.dir(Path::new("/d")), Path::new("/d/my-topic-12"));
+        let tp = TopicPartition::new("my-topic", PartitionId::new(12).unwrap());
+        assert_eq!(tp.to_string(), "my-topic-12");
+        assert_eq!(
+            Path::new("/d").join(tp.to_string()),
+            Path::new("/d/my-topic-12")
+        );
     }
 }

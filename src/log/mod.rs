@@ -11,9 +11,13 @@
 //! - `partition`: append / read / flush / roll / retention / time lookup.
 //! - `housekeeping`: `flush.ms` and retention, a timer per partition.
 //! - `recovery`: truncating torn tails and rebuilding indexes on open.
-//! - `log_dir`: where a partition lives in the data directory.
+//! - `log_dir`: the data directory and the one way to open a partition.
+//! - `topic_partition`: `PartitionId` and `TopicPartition`, the key of a
+//!   partition everywhere.
+//! - `append_signal`: wakes readers when any partition of a shard grows.
 //! - `io_probe`: the glommio io-poll pitfall, handled once per thread.
 
+pub mod append_signal;
 pub mod appender;
 pub mod batch;
 pub mod config;
@@ -27,9 +31,13 @@ pub mod recovery;
 pub mod segment;
 pub mod tail_cache;
 pub mod time_index;
+pub mod topic_partition;
 
+pub use append_signal::AppendSignal;
 pub use batch::{BatchError, RecordBatch};
 pub use config::{ColdReads, LogConfig};
 pub use error::{LogError, Result};
-pub use partition::{AppendInfo, Partition, ReadChunk};
+pub use log_dir::LogDir;
+pub use partition::{AppendInfo, Durability, Partition, ReadChunk};
 pub use segment::FileSlice;
+pub use topic_partition::{PartitionId, TopicPartition};

@@ -11,15 +11,21 @@
 //! - `durable`: every batch below it survived an fdatasync.
 //!
 //! Contracts:
-//! - `append` resolves once the batches have offsets and are readable (tail
-//!   cache); they are durable only after a `flush` that started later
-//!   resolves. Appends are serialized in call order.
+//! - `append` decides durability, the one place that does: with
+//!   `Durability::Synced` (acks=all) it resolves once the batches are
+//!   durable; with `Durability::Policy` (acks=0/1, internal writers) once
+//!   they have offsets and are readable (tail cache), leaving them to the
+//!   flush policy — `flush.messages` here, `flush.ms` on the housekeeping
+//!   timer (`flush_if_due`). Either way the shard's `AppendSignal` is
+//!   notified as soon as the batches are readable. Appends are serialized
+//!   in call order.
 //! - `flush` resolves once everything appended before the call is durable.
 //!   Concurrent callers share fdatasyncs (group commit): while one runs,
 //!   later callers queue, and the next fdatasync covers all of them.
 //! - `read` returns whole batches only, the first one even if larger than
 //!   `max_bytes`, and never a byte that is not yet written to its file.
 
+use super::append_signal::AppendSignal;
 use super::appender::SegmentAppender;
 use super::batch::{BatchError, RecordBatch};
 use super::config::ColdReads;
@@ -35,6 +41,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 /// The partition leader epoch stamped on appended batches. A single broker
 /// is the only leader there has ever been.
@@ -86,11 +93,26 @@ impl ReadChunk {
     }
 }
 
+/// What the caller of an append waits for: Kafka's acks, as the log sees
+/// them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// acks=0 / acks=1: readable now, made durable by the flush policy
+    /// (`flush.messages`, `flush.ms`).
+    Policy,
+    /// acks=all: durable (fdatasync'ed) before the append resolves,
+    /// sharing the fdatasync with every other appender waiting.
+    Synced,
+}
+
 /// Offsets given to one append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
     pub base_offset: u64,
     pub last_offset: u64,
+    /// How long a `Durability::Synced` append waited for its fdatasync
+    /// after its batches were readable (zero for `Policy`).
+    pub sync_wait: Duration,
 }
 
 pub struct Partition {
@@ -99,6 +121,8 @@ pub struct Partition {
     state: RefCell<State>,
     append_lock: Semaphore,
     flush_lock: Semaphore,
+    /// Notified after every append, once its batches are readable.
+    appended: Rc<AppendSignal>,
 }
 
 struct State {
@@ -172,25 +196,23 @@ impl State {
 }
 
 impl Partition {
-    /// Opens (or creates) the log in `dir`, recovering its active segment.
-    /// `DmaReady` proves this thread ran the io-poll probe first.
-    pub async fn open(dir: &Path, config: LogConfig, _: &DmaReady) -> Result<Partition> {
-        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
-        // glommio's directory calls need an absolute path.
-        let dir = &std::fs::canonicalize(dir).context(|| format!("resolving {}", dir.display()))?;
-        let mut bases = Vec::new();
-        for entry in std::fs::read_dir(dir).context(|| format!("listing {}", dir.display()))? {
-            let entry = entry.context(|| format!("listing {}", dir.display()))?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if let Some(base) = name
-                .strip_suffix(".log")
-                .and_then(|b| b.parse::<u64>().ok())
-            {
-                bases.push(base);
-            }
-        }
-        bases.sort_unstable();
+    /// Opens (or creates) the log in `dir`, recovering its active segment,
+    /// with an append signal of its own (tools and tests; the broker opens
+    /// partitions through `LogDir`). `DmaReady` proves this thread ran the
+    /// io-poll probe first.
+    pub async fn open(dir: &Path, config: LogConfig, dma: &DmaReady) -> Result<Partition> {
+        Partition::open_notifying(dir, config, dma, Rc::default()).await
+    }
+
+    /// Opens the log in `dir`; every append notifies `appended`.
+    pub async fn open_notifying(
+        dir: &Path,
+        config: LogConfig,
+        _: &DmaReady,
+        appended: Rc<AppendSignal>,
+    ) -> Result<Partition> {
+        let (dir, bases) = list_segments(dir).await?;
+        let dir = &dir;
         let mut segments = BTreeMap::new();
         match bases.split_last() {
             None => {
@@ -225,6 +247,7 @@ impl Partition {
             state: RefCell::new(state),
             append_lock: Semaphore::new(1),
             flush_lock: Semaphore::new(1),
+            appended,
         })
     }
 
@@ -279,14 +302,24 @@ impl Partition {
         self.state.borrow().segments.keys().copied().collect()
     }
 
-    /// Appends batches a producer sent, stamped with the wall clock.
-    pub async fn append(&self, batches: Vec<RecordBatch>) -> Result<AppendInfo> {
-        self.append_at(batches, now_ms()).await
+    /// Appends batches a producer sent, stamped with the wall clock, and
+    /// resolves once they are as durable as `durability` says.
+    pub async fn append(
+        &self,
+        batches: Vec<RecordBatch>,
+        durability: Durability,
+    ) -> Result<AppendInfo> {
+        self.append_at(batches, now_ms(), durability).await
     }
 
     /// Appends with an explicit clock (`segment.ms` and `flush.ms` use it).
     /// Either every batch is appended or, on a validation error, none is.
-    pub async fn append_at(&self, batches: Vec<RecordBatch>, now_ms: i64) -> Result<AppendInfo> {
+    pub async fn append_at(
+        &self,
+        batches: Vec<RecordBatch>,
+        now_ms: i64,
+        durability: Durability,
+    ) -> Result<AppendInfo> {
         if batches.is_empty() {
             // A produce request with a null or empty record set.
             return Err(BatchError::InvalidRecord("no record batch to append").into());
@@ -340,14 +373,23 @@ impl Partition {
         let last_offset = self.state.borrow().next - 1;
         self.state.borrow().check_positions();
         drop(permit);
-        // `flush.messages` flushes here, as in Kafka's append; `flush.ms` is
-        // the housekeeping timer's, so an acks=1 producer never waits for it.
-        if self.flush_due_by_count() {
+        self.appended.notify();
+        let readable = Instant::now();
+        // acks=all waits for the fdatasync (shared with every flusher
+        // waiting); `flush.messages` flushes here, as in Kafka's append;
+        // `flush.ms` is the housekeeping timer's, so an acks=1 producer
+        // never waits for it.
+        if durability == Durability::Synced || self.flush_due_by_count() {
             self.flush().await?;
         }
+        let sync_wait = match durability {
+            Durability::Synced => readable.elapsed(),
+            Durability::Policy => Duration::ZERO,
+        };
         Ok(AppendInfo {
             base_offset,
             last_offset,
+            sync_wait,
         })
     }
 
@@ -748,6 +790,33 @@ enum Located {
         from: u64,
         end: u64,
     },
+}
+
+/// Creates `dir` if needed and lists the base offsets of its segments,
+/// oldest first, off the executor (directory calls block). Returns the
+/// directory's absolute path too: glommio's directory calls need one.
+async fn list_segments(dir: &Path) -> Result<(PathBuf, Vec<u64>)> {
+    let wanted = dir.to_path_buf();
+    let listed = glommio::executor()
+        .spawn_blocking(move || -> std::io::Result<(PathBuf, Vec<u64>)> {
+            std::fs::create_dir_all(&wanted)?;
+            let dir = std::fs::canonicalize(&wanted)?;
+            let mut bases = Vec::new();
+            for entry in std::fs::read_dir(&dir)? {
+                let name = entry?.file_name();
+                let name = name.to_string_lossy();
+                if let Some(base) = name
+                    .strip_suffix(".log")
+                    .and_then(|b| b.parse::<u64>().ok())
+                {
+                    bases.push(base);
+                }
+            }
+            bases.sort_unstable();
+            Ok((dir, bases))
+        })
+        .await;
+    listed.context(|| format!("opening {}", dir.display()))
 }
 
 /// Creates an empty segment file at `base` with its appender, and makes its

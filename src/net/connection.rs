@@ -21,6 +21,7 @@
 //! request at a time, as Kafka does.
 
 use super::frame::read_frame;
+use crate::broker::Broker;
 use crate::metrics::{self, Stage};
 use crate::protocol::{self, Part, ProtocolError, Response};
 use crate::shard::Shard;
@@ -47,7 +48,8 @@ struct InFlight {
     read_at: Instant,
 }
 
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+pub async fn serve(broker: Rc<Broker>, stream: TcpStream) {
+    let shard = broker.shard.clone();
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
@@ -107,7 +109,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             .get(..2)
             .map_or(-1, |k| i16::from_be_bytes([k[0], k[1]]));
         let in_flight = InFlight {
-            answer: glommio::spawn_local(handle(shard.clone(), frame, client_host.clone())),
+            answer: glommio::spawn_local(handle(broker.clone(), frame, client_host.clone())),
             _slot: slot,
             api,
             read_at,
@@ -122,9 +124,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     open.set(open.get().saturating_sub(1));
 }
 
-async fn handle(shard: Rc<Shard>, frame: bytes::Bytes, client_host: Rc<str>) -> Answer {
-    let _counted = InFlightGuard::new(&shard);
-    protocol::handle(&shard, frame, &client_host).await
+async fn handle(broker: Rc<Broker>, frame: bytes::Bytes, client_host: Rc<str>) -> Answer {
+    let _counted = InFlightGuard::new(&broker.shard);
+    protocol::handle(&broker, frame, &client_host).await
 }
 
 /// Counts a request in `requests_in_flight` until dropped — also when its

@@ -9,6 +9,7 @@
 //! probe has no SO_REUSEPORT, so it cannot share a listening port).
 
 use super::connection;
+use crate::broker::Broker;
 use crate::shard::Shard;
 use glommio::net::TcpListener;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -39,11 +40,11 @@ pub fn bind_shared(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Accepts until the future is dropped; each connection is its own task.
-pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+pub async fn accept_loop(broker: Rc<Broker>, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
-                glommio::spawn_local(connection::serve(shard.clone(), stream)).detach();
+                glommio::spawn_local(connection::serve(broker.clone(), stream)).detach();
             }
             Err(e) => {
                 tracing::warn!("accept failed: {e}");

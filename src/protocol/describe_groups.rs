@@ -3,14 +3,14 @@
 
 use super::error_code::{group_code, ErrorCode};
 use super::str_bytes;
-use crate::shard::message::{GroupAnswer, GroupCall};
-use crate::shard::Shard;
+use crate::group::calls::DescribeGroup;
+use crate::group::coordinator::GroupCoordinator;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use std::rc::Rc;
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    groups: &Rc<GroupCoordinator>,
     req: DescribeGroupsRequest,
     version: i16,
 ) -> DescribeGroupsResponse {
@@ -22,11 +22,11 @@ pub async fn handle(
         if version >= 3 {
             d.authorized_operations = i32::MIN;
         }
-        let call = GroupCall::Describe {
+        let call = DescribeGroup {
             group: group.clone(),
         };
-        match shard.group_call(&group, call).await {
-            Ok(GroupAnswer::Describe(g)) => {
+        match groups.call(&group, call).await {
+            Ok(g) => {
                 d.error_code = group_code(g.error);
                 d.group_state = str_bytes(g.state);
                 d.protocol_type = str_bytes(&g.protocol_type);
@@ -48,7 +48,7 @@ pub async fn handle(
                     })
                     .collect();
             }
-            _ => d.error_code = ErrorCode::CoordinatorNotAvailable.code(),
+            Err(_) => d.error_code = ErrorCode::CoordinatorNotAvailable.code(),
         }
         out.groups.push(d);
     }

@@ -131,7 +131,6 @@ impl From<&ShardError> for ErrorCode {
             ShardError::Topic(t) => t.into(),
             ShardError::Log(l) => l.into(),
             ShardError::UnknownPartition(..) => ErrorCode::UnknownTopicOrPartition,
-            ShardError::InvalidAcks(_) => ErrorCode::InvalidRequiredAcks,
             ShardError::Gone(_) => ErrorCode::KafkaStorageError,
         }
     }

@@ -9,12 +9,16 @@
 //!
 //! Record bytes are never copied: hot reads go out as the tail cache's
 //! `Bytes`, cold reads as file ranges for `sendfile` (see `fetch_response`).
+//! A negative partition index is UNKNOWN_TOPIC_OR_PARTITION and a negative
+//! fetch offset OFFSET_OUT_OF_RANGE, answered here without a read.
 
 use super::error_code::ErrorCode;
 use super::fetch_response::{encode, PartitionResult, TopicResult};
-use super::Response;
+use super::{wire, Response};
 use crate::log::ReadChunk;
 use crate::metrics::{self, Stage};
+use crate::shard::owner_calls::{Fetched, ReadRange};
+use crate::shard::ownership::ShardId;
 use crate::shard::Shard;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::FetchRequest;
@@ -68,27 +72,38 @@ fn count(shard: &Shard, topics: &[TopicResult]) {
 async fn read(
     shard: &Rc<Shard>,
     req: &FetchRequest,
-) -> (Vec<TopicResult>, usize, bool, Vec<(usize, u64)>) {
+) -> (Vec<TopicResult>, usize, bool, Vec<(ShardId, u64)>) {
     // Kafka's broker-side `fetch.max.bytes` caps what a client may ask.
     let max_bytes = if req.max_bytes <= 0 {
         usize::MAX
     } else {
-        req.max_bytes as usize
+        wire::size(req.max_bytes)
     }
     .min(shard.config.fetch_max_bytes);
     let mut items = Vec::new();
+    // Per partition, in request order: routed to its owner, or answered
+    // here with an error code.
+    let mut answered_here = Vec::new();
     for topic in &req.topics {
-        let name = topic.topic.0.as_str().to_string();
+        let name = topic.topic.0.as_str();
         for fp in &topic.partitions {
-            let offset = u64::try_from(fp.fetch_offset).unwrap_or(u64::MAX);
-            let limit = (fp.partition_max_bytes.max(0) as usize)
-                .min(max_bytes)
-                .max(1);
-            items.push(((name.clone(), fp.partition), (offset, limit)));
+            let range = wire::offset(fp.fetch_offset).map(|offset| ReadRange {
+                offset,
+                max_bytes: wire::size(fp.partition_max_bytes).min(max_bytes).max(1),
+            });
+            match (wire::topic_partition(name, fp.partition), range) {
+                (Some(tp), Some(range)) => {
+                    items.push((tp, range));
+                    answered_here.push(None);
+                }
+                (None, _) => answered_here.push(Some(ErrorCode::UnknownTopicOrPartition)),
+                (_, None) => answered_here.push(Some(ErrorCode::OffsetOutOfRange)),
+            }
         }
     }
     let (results, generations) = shard.read(items, max_bytes).await;
     let mut results = results.into_iter();
+    let mut answered_here = answered_here.into_iter();
     // Owners read in parallel, each within the partition limit; here the
     // response limit applies in request order (the first data always goes).
     let mut total = 0usize;
@@ -97,30 +112,15 @@ async fn read(
     for topic in &req.topics {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for fp in &topic.partitions {
-            let mut p = PartitionResult {
-                index: fp.partition,
-                error_code: 0,
-                high_watermark: -1,
-                last_stable_offset: -1,
-                log_start_offset: -1,
-                records: ReadChunk::Empty,
+            let result: Result<Fetched, ErrorCode> = match answered_here.next().flatten() {
+                Some(code) => Err(code),
+                None => results
+                    .next()
+                    .expect("a result per partition read")
+                    .map_err(|e| ErrorCode::from(&e)),
             };
-            match results.next().expect("a result per partition") {
-                Ok(read) => {
-                    p.high_watermark = read.high_watermark as i64;
-                    p.last_stable_offset = read.high_watermark as i64;
-                    p.log_start_offset = read.log_start as i64;
-                    let len = read.chunk.len();
-                    if total == 0 || total + len <= max_bytes {
-                        total += len;
-                        p.records = read.chunk;
-                    }
-                }
-                Err(e) => {
-                    p.error_code = ErrorCode::from(&e).code();
-                    errors = true;
-                }
-            }
+            let p = partition_result(fp.partition, result, &mut total, max_bytes);
+            errors |= p.error_code != 0;
             partitions.push(p);
         }
         topics.push(TopicResult {
@@ -129,4 +129,36 @@ async fn read(
         });
     }
     (topics, total, errors, generations)
+}
+
+/// One partition's answer; its records go if they fit in what is left of
+/// `max_bytes` (or nothing went before them).
+fn partition_result(
+    index: i32,
+    result: Result<Fetched, ErrorCode>,
+    total: &mut usize,
+    max_bytes: usize,
+) -> PartitionResult {
+    let mut p = PartitionResult {
+        index,
+        error_code: 0,
+        high_watermark: -1,
+        last_stable_offset: -1,
+        log_start_offset: -1,
+        records: ReadChunk::Empty,
+    };
+    match result {
+        Ok(read) => {
+            p.high_watermark = wire::offset_to_wire(read.high_watermark);
+            p.last_stable_offset = p.high_watermark;
+            p.log_start_offset = wire::offset_to_wire(read.log_start);
+            let len = read.chunk.len();
+            if *total == 0 || *total + len <= max_bytes {
+                *total += len;
+                p.records = read.chunk;
+            }
+        }
+        Err(code) => p.error_code = code.code(),
+    }
+    p
 }

@@ -5,23 +5,25 @@
 
 use super::error_code::group_code;
 use super::str_bytes;
+use super::wire;
+use crate::group::calls::JoinGroup;
+use crate::group::coordinator::GroupCoordinator;
 use crate::group::{GroupError, JoinRequest, JoinResponse};
-use crate::shard::message::{GroupAnswer, GroupCall};
-use crate::shard::Shard;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use std::rc::Rc;
 use std::time::Duration;
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    groups: &Rc<GroupCoordinator>,
     req: JoinGroupRequest,
     version: i16,
     client_id: &str,
     client_host: &str,
 ) -> JoinGroupResponse {
     let group = req.group_id.0.to_string();
-    let session = Duration::from_millis(req.session_timeout_ms.max(0) as u64);
+    let millis = |ms: i32| Duration::from_millis(wire::size(ms) as u64);
+    let session = millis(req.session_timeout_ms);
     let request = JoinRequest {
         member_id: req.member_id.to_string(),
         instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
@@ -29,7 +31,7 @@ pub async fn handle(
         client_host: client_host.to_string(),
         session_timeout: session,
         rebalance_timeout: if version >= 1 {
-            Duration::from_millis(req.rebalance_timeout_ms.max(0) as u64)
+            millis(req.rebalance_timeout_ms)
         } else {
             session
         },
@@ -42,19 +44,14 @@ pub async fn handle(
         require_known_member_id: version >= 4,
     };
     let member = request.member_id.clone();
-    let answer = match shard
-        .group_call(
-            &group,
-            GroupCall::Join {
-                group: group.clone(),
-                request,
-            },
-        )
-        .await
-    {
-        Ok(GroupAnswer::Join(r)) => r,
-        _ => JoinResponse::error(GroupError::CoordinatorNotAvailable, &member),
+    let join = JoinGroup {
+        group: group.clone(),
+        request,
     };
+    let answer = groups
+        .call(&group, join)
+        .await
+        .unwrap_or_else(|_| JoinResponse::error(GroupError::CoordinatorNotAvailable, &member));
     let mut out = JoinGroupResponse::default();
     out.error_code = group_code(answer.error);
     out.generation_id = answer.generation;

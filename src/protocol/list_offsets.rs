@@ -1,14 +1,26 @@
 //! ListOffsets (2), v1–v6: earliest (-2), latest (-1), or the first offset
 //! whose record timestamp is at or after the given time, answered by each
-//! partition's owner shard.
+//! partition's owner shard. A negative partition index is
+//! UNKNOWN_TOPIC_OR_PARTITION, answered here.
 
 use super::error_code::ErrorCode;
+use super::wire;
+use crate::shard::owner_calls::{OffsetAt, OffsetQuery};
 use crate::shard::Shard;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use std::rc::Rc;
+
+/// Kafka's special timestamps.
+fn query(timestamp: i64) -> OffsetQuery {
+    match timestamp {
+        -2 => OffsetQuery::Earliest,
+        -1 => OffsetQuery::Latest,
+        ts => OffsetQuery::AtTime(ts),
+    }
+}
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -17,39 +29,60 @@ pub async fn handle(
 ) -> ListOffsetsResponse {
     let mut shape = Vec::new();
     let mut items = Vec::new();
+    let mut routed = Vec::new();
     for topic in req.topics {
         let name = topic.name.0.as_str().to_string();
         let mut indexes = Vec::new();
         for p in topic.partitions {
             indexes.push(p.partition_index);
-            items.push(((name.clone(), p.partition_index), p.timestamp));
+            let tp = wire::topic_partition(&name, p.partition_index);
+            routed.push(tp.is_some());
+            if let Some(tp) = tp {
+                items.push((tp, query(p.timestamp)));
+            }
         }
         shape.push((topic.name, indexes));
     }
     let mut results = shard.list_offsets(items).await.into_iter();
+    let mut routed = routed.into_iter();
     let mut r = ListOffsetsResponse::default();
     for (name, indexes) in shape {
         let mut t = ListOffsetsTopicResponse::default();
         t.name = name;
         for index in indexes {
-            let mut p = ListOffsetsPartitionResponse::default();
-            p.partition_index = index;
-            p.timestamp = -1;
-            p.offset = -1;
-            if version >= 4 {
-                p.leader_epoch = 0;
-            }
-            match results.next().expect("a result per partition") {
-                Ok(Some((offset, timestamp))) => {
-                    p.offset = offset as i64;
-                    p.timestamp = timestamp;
-                }
-                Ok(None) => {}
-                Err(e) => p.error_code = ErrorCode::from(&e).code(),
-            }
-            t.partitions.push(p);
+            let found = match routed.next() {
+                Some(true) => results
+                    .next()
+                    .expect("a result per routed partition")
+                    .map_err(|e| ErrorCode::from(&e)),
+                _ => Err(ErrorCode::UnknownTopicOrPartition),
+            };
+            t.partitions.push(partition_response(index, found, version));
         }
         r.topics.push(t);
     }
     r
+}
+
+fn partition_response(
+    index: i32,
+    found: Result<Option<OffsetAt>, ErrorCode>,
+    version: i16,
+) -> ListOffsetsPartitionResponse {
+    let mut p = ListOffsetsPartitionResponse::default();
+    p.partition_index = index;
+    p.timestamp = -1;
+    p.offset = -1;
+    if version >= 4 {
+        p.leader_epoch = 0;
+    }
+    match found {
+        Ok(Some(at)) => {
+            p.offset = wire::offset_to_wire(at.offset);
+            p.timestamp = at.timestamp;
+        }
+        Ok(None) => {}
+        Err(code) => p.error_code = code.code(),
+    }
+    p
 }

@@ -33,10 +33,11 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
 pub mod sync_group;
+pub mod wire;
 
+use crate::broker::Broker;
 use crate::log::FileSlice;
 use crate::metrics::Stage;
-use crate::shard::Shard;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
@@ -123,7 +124,7 @@ pub fn supported(api: ApiKey, version: i16) -> bool {
 /// Answers one request frame. `Ok(None)`: no response is due (acks=0).
 /// `client_host`: the peer, as Kafka shows it ("/127.0.0.1").
 pub async fn handle(
-    shard: &Rc<Shard>,
+    broker: &Rc<Broker>,
     mut frame: Bytes,
     client_host: &str,
 ) -> Result<Option<Response>, ProtocolError> {
@@ -146,85 +147,114 @@ pub async fn handle(
         version,
         reason: e.to_string(),
     };
+    let metrics = &broker.shard.metrics;
     let decoding = Instant::now();
     let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
         .map_err(undecodable)?;
     let request = RequestKind::decode(api, &mut frame, version).map_err(undecodable)?;
-    shard.metrics.since(Stage::Decode, decoding);
+    metrics.since(Stage::Decode, decoding);
     let client = header
         .client_id
         .as_ref()
         .map(StrBytes::as_str)
         .unwrap_or("");
     tracing::trace!(?api, version, client, correlation_id, "request");
-    let response = match request {
-        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
-        RequestKind::Metadata(r) => {
-            ResponseKind::Metadata(metadata::handle(shard, r, version).await)
-        }
-        RequestKind::CreateTopics(r) => {
-            ResponseKind::CreateTopics(create_topics::handle(shard, r, version).await)
-        }
+    let cx = Context {
+        api,
+        version,
+        correlation_id,
+        client,
+        client_host,
+    };
+    let response = match dispatch(broker, request, &cx).await? {
+        Answer::Body(body) => body,
+        Answer::Frame(frame) => return Ok(Some(frame)),
+        Answer::Nothing => return Ok(None),
+    };
+    metrics.count_errors(key, error_codes(&response));
+    encode(api, version, correlation_id, &response).map(Some)
+}
+
+/// What a handler may need of a request beyond its body.
+struct Context<'a> {
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    client: &'a str,
+    client_host: &'a str,
+}
+
+/// What a request turned into. Returned once per request and matched at
+/// once: moving the large variant costs less than boxing it would.
+#[allow(clippy::large_enum_variant)]
+enum Answer {
+    /// A response body, to be encoded at the request's version.
+    Body(ResponseKind),
+    /// A whole frame, encoded by its handler (Fetch: record bytes are
+    /// never copied into an encoder's buffer).
+    Frame(Response),
+    /// No response is due (acks=0).
+    Nothing,
+}
+
+/// The dispatch table: one line per API, to the file that handles it.
+async fn dispatch(
+    broker: &Rc<Broker>,
+    request: RequestKind,
+    cx: &Context<'_>,
+) -> Result<Answer, ProtocolError> {
+    let (shard, groups, v) = (&broker.shard, &broker.groups, cx.version);
+    use ResponseKind as R;
+    let body = match request {
+        RequestKind::ApiVersions(_) => R::ApiVersions(api_versions::handle()),
+        RequestKind::Metadata(r) => R::Metadata(metadata::handle(shard, r, v).await),
+        RequestKind::CreateTopics(r) => R::CreateTopics(create_topics::handle(shard, r, v).await),
         RequestKind::DeleteTopics(r) => {
-            ResponseKind::DeleteTopics(delete_topics::handle(shard, r, version).await)
+            R::DeleteTopics(delete_topics::handle(shard, groups, r, v).await)
         }
-        RequestKind::Produce(r) => match produce::handle(shard, r, version).await {
-            Some(response) => ResponseKind::Produce(response),
-            None => return Ok(None),
+        RequestKind::Produce(r) => match produce::handle(shard, r, v).await {
+            Some(response) => R::Produce(response),
+            None => return Ok(Answer::Nothing),
         },
         RequestKind::Fetch(r) => {
-            return Ok(Some(fetch::handle(shard, r, version, correlation_id).await));
+            let frame = fetch::handle(shard, r, v, cx.correlation_id).await;
+            return Ok(Answer::Frame(frame));
         }
         RequestKind::CreatePartitions(r) => {
-            ResponseKind::CreatePartitions(create_partitions::handle(shard, r).await)
+            R::CreatePartitions(create_partitions::handle(shard, r).await)
         }
-        RequestKind::DescribeConfigs(r) => {
-            ResponseKind::DescribeConfigs(describe_configs::handle(shard, r))
-        }
-        RequestKind::AlterConfigs(r) => {
-            ResponseKind::AlterConfigs(alter_configs::handle(shard, r).await)
-        }
+        RequestKind::DescribeConfigs(r) => R::DescribeConfigs(describe_configs::handle(shard, r)),
+        RequestKind::AlterConfigs(r) => R::AlterConfigs(alter_configs::handle(shard, r).await),
         RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(shard, r).await)
+            R::IncrementalAlterConfigs(incremental_alter_configs::handle(shard, r).await)
         }
         RequestKind::FindCoordinator(r) => {
-            ResponseKind::FindCoordinator(find_coordinator::handle(shard, r, version))
+            R::FindCoordinator(find_coordinator::handle(shard, r, v))
         }
-        RequestKind::ListOffsets(r) => {
-            ResponseKind::ListOffsets(list_offsets::handle(shard, r, version).await)
+        RequestKind::ListOffsets(r) => R::ListOffsets(list_offsets::handle(shard, r, v).await),
+        RequestKind::JoinGroup(r) => {
+            let joined = join_group::handle(groups, r, v, cx.client, cx.client_host);
+            R::JoinGroup(joined.await)
         }
-        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(
-            join_group::handle(shard, r, version, client, client_host).await,
-        ),
-        RequestKind::SyncGroup(r) => {
-            ResponseKind::SyncGroup(sync_group::handle(shard, r, version).await)
-        }
-        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(shard, r).await),
-        RequestKind::LeaveGroup(r) => {
-            ResponseKind::LeaveGroup(leave_group::handle(shard, r, version).await)
-        }
+        RequestKind::SyncGroup(r) => R::SyncGroup(sync_group::handle(groups, r, v).await),
+        RequestKind::Heartbeat(r) => R::Heartbeat(heartbeat::handle(groups, r).await),
+        RequestKind::LeaveGroup(r) => R::LeaveGroup(leave_group::handle(groups, r, v).await),
         RequestKind::OffsetCommit(r) => {
-            ResponseKind::OffsetCommit(offset_commit::handle(shard, r, version).await)
+            R::OffsetCommit(offset_commit::handle(shard, groups, r, v).await)
         }
-        RequestKind::OffsetFetch(r) => {
-            ResponseKind::OffsetFetch(offset_fetch::handle(shard, r, version).await)
-        }
-        RequestKind::ListGroups(r) => {
-            ResponseKind::ListGroups(list_groups::handle(shard, r, version).await)
-        }
+        RequestKind::OffsetFetch(r) => R::OffsetFetch(offset_fetch::handle(groups, r, v).await),
+        RequestKind::ListGroups(r) => R::ListGroups(list_groups::handle(groups, r, v).await),
         RequestKind::DescribeGroups(r) => {
-            ResponseKind::DescribeGroups(describe_groups::handle(shard, r, version).await)
+            R::DescribeGroups(describe_groups::handle(groups, r, v).await)
         }
-        RequestKind::DeleteGroups(r) => {
-            ResponseKind::DeleteGroups(delete_groups::handle(shard, r).await)
+        RequestKind::DeleteGroups(r) => R::DeleteGroups(delete_groups::handle(groups, r).await),
+        RequestKind::OffsetDelete(r) => R::OffsetDelete(offset_delete::handle(groups, r).await),
+        _ => {
+            let (api, version) = (cx.api, v);
+            return Err(ProtocolError::UnsupportedVersion { api, version });
         }
-        RequestKind::OffsetDelete(r) => {
-            ResponseKind::OffsetDelete(offset_delete::handle(shard, r).await)
-        }
-        _ => return Err(ProtocolError::UnsupportedVersion { api, version }),
     };
-    shard.metrics.count_errors(key, error_codes(&response));
-    encode(api, version, correlation_id, &response).map(Some)
+    Ok(Answer::Body(body))
 }
 
 /// How many error codes other than NONE an answer carries (for the

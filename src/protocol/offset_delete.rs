@@ -1,37 +1,41 @@
 //! OffsetDelete (47), v0: drops a group's committed offsets for some
 //! partitions; refused per partition (GROUP_SUBSCRIBED_TO_TOPIC) while the
-//! group has members.
+//! group has members. A negative partition index has no offset to drop.
 
 use super::error_code::{group_code, group_result_code};
+use super::wire;
+use crate::group::calls::DeleteOffsets;
+use crate::group::coordinator::GroupCoordinator;
 use crate::group::GroupError;
-use crate::shard::message::{GroupAnswer, GroupCall};
-use crate::shard::Shard;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 use std::rc::Rc;
 
-pub async fn handle(shard: &Rc<Shard>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub async fn handle(
+    groups: &Rc<GroupCoordinator>,
+    req: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
     let group = req.group_id.0.to_string();
-    let partitions: Vec<(String, i32)> = req
+    let partitions = req
         .topics
         .iter()
         .flat_map(|t| {
             t.partitions
                 .iter()
-                .map(|p| (t.name.0.to_string(), p.partition_index))
+                .filter_map(|p| wire::topic_partition(t.name.0.as_str(), p.partition_index))
         })
         .collect();
-    let call = GroupCall::DeleteOffsets {
+    let call = DeleteOffsets {
         group: group.clone(),
         partitions,
     };
     let mut out = OffsetDeleteResponse::default();
-    let results = match shard.group_call(&group, call).await {
-        Ok(GroupAnswer::Offsets(r)) => r,
-        _ => Err(GroupError::CoordinatorNotAvailable),
-    };
+    let results = groups
+        .call(&group, call)
+        .await
+        .unwrap_or(Err(GroupError::CoordinatorNotAvailable));
     let results = match results {
         Ok(r) => r,
         Err(e) => {
@@ -45,10 +49,11 @@ pub async fn handle(shard: &Rc<Shard>, req: OffsetDeleteRequest) -> OffsetDelete
         for p in &t.partitions {
             let mut rp = OffsetDeleteResponsePartition::default();
             rp.partition_index = p.partition_index;
+            let wanted = wire::topic_partition(t.name.0.as_str(), p.partition_index);
             rp.error_code = results
                 .iter()
-                .find(|(n, i, _)| n.as_str() == t.name.0.as_str() && *i == p.partition_index)
-                .map_or(0, |(_, _, r)| group_result_code(r));
+                .find(|(tp, _)| Some(tp) == wanted.as_ref())
+                .map_or(0, |(_, r)| group_result_code(r));
             topic.partitions.push(rp);
         }
         out.topics.push(topic);

@@ -2,10 +2,12 @@
 //! for the partitions asked or, with null topics (v2+), all of them;
 //! v8 asks for several groups at once.
 
-use super::str_bytes;
+use super::error_code::ErrorCode;
+use super::{str_bytes, wire};
+use crate::group::calls::FetchOffsets;
+use crate::group::coordinator::GroupCoordinator;
 use crate::group::Committed;
-use crate::shard::message::{GroupAnswer, GroupCall};
-use crate::shard::Shard;
+use ahash::AHashMap;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
@@ -17,19 +19,41 @@ type Offsets = Vec<(String, i32, Option<Committed>)>;
 /// (topic, [(partition, committed)]).
 type TopicOffsets = (String, Vec<(i32, Option<Committed>)>);
 
+/// The committed offsets of the partitions asked for (in request order;
+/// a negative index has none), or of all of the group's.
 async fn committed(
-    shard: &Rc<Shard>,
+    groups: &Rc<GroupCoordinator>,
     group: &str,
-    topics: Option<Vec<(String, Vec<i32>)>>,
+    asked: Option<Vec<(String, Vec<i32>)>>,
 ) -> Result<Offsets, i16> {
-    let call = GroupCall::Fetch {
+    let partitions = asked.as_ref().map(|topics| {
+        topics
+            .iter()
+            .flat_map(|(t, ps)| ps.iter().filter_map(|&p| wire::topic_partition(t, p)))
+            .collect()
+    });
+    let call = FetchOffsets {
         group: group.to_string(),
-        topics,
+        partitions,
     };
-    match shard.group_call(group, call).await {
-        Ok(GroupAnswer::Committed(v)) => Ok(v),
-        _ => Err(crate::protocol::error_code::ErrorCode::CoordinatorNotAvailable.code()),
+    let found = groups
+        .call(group, call)
+        .await
+        .map_err(|_| ErrorCode::CoordinatorNotAvailable.code())?;
+    let Some(asked) = asked else {
+        let wire_form =
+            |(tp, c): (crate::log::TopicPartition, _)| (tp.topic, i32::from(tp.partition), c);
+        return Ok(found.into_iter().map(wire_form).collect());
+    };
+    let found: AHashMap<_, _> = found.into_iter().collect();
+    let mut out = Vec::new();
+    for (t, ps) in asked {
+        for p in ps {
+            let c = wire::topic_partition(&t, p).and_then(|tp| found.get(&tp).cloned().flatten());
+            out.push((t.clone(), p, c));
+        }
     }
+    Ok(out)
 }
 
 /// Groups the flat offsets by topic, in first-seen order.
@@ -56,7 +80,7 @@ fn values(c: &Option<Committed>, version: i16) -> (i64, i32, String) {
 }
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    groups: &Rc<GroupCoordinator>,
     req: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
@@ -70,7 +94,7 @@ pub async fn handle(
             });
             let mut group = OffsetFetchResponseGroup::default();
             group.group_id = g.group_id.clone();
-            match committed(shard, g.group_id.0.as_str(), topics).await {
+            match committed(groups, g.group_id.0.as_str(), topics).await {
                 Ok(offsets) => {
                     for (name, ps) in by_topic(offsets) {
                         let mut topic = OffsetFetchResponseTopics::default();
@@ -98,7 +122,7 @@ pub async fn handle(
             .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
             .collect()
     });
-    match committed(shard, req.group_id.0.as_str(), topics).await {
+    match committed(groups, req.group_id.0.as_str(), topics).await {
         Ok(offsets) => {
             for (name, ps) in by_topic(offsets) {
                 let mut topic = OffsetFetchResponseTopic::default();

@@ -3,18 +3,24 @@
 
 use super::error_code::group_code;
 use super::str_bytes;
+use crate::group::calls::{MemberRef, SyncGroup};
+use crate::group::coordinator::GroupCoordinator;
 use crate::group::{GroupError, SyncResponse};
-use crate::shard::message::{GroupAnswer, GroupCall};
-use crate::shard::Shard;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use std::rc::Rc;
 
-pub async fn handle(shard: &Rc<Shard>, req: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+pub async fn handle(
+    groups: &Rc<GroupCoordinator>,
+    req: SyncGroupRequest,
+    version: i16,
+) -> SyncGroupResponse {
     let group = req.group_id.0.to_string();
-    let call = GroupCall::Sync {
+    let call = SyncGroup {
         group: group.clone(),
-        member_id: req.member_id.to_string(),
-        instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+        member: MemberRef {
+            member_id: req.member_id.to_string(),
+            instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+        },
         generation: req.generation_id,
         assignments: req
             .assignments
@@ -22,10 +28,10 @@ pub async fn handle(shard: &Rc<Shard>, req: SyncGroupRequest, version: i16) -> S
             .map(|a| (a.member_id.to_string(), a.assignment.clone()))
             .collect(),
     };
-    let answer = match shard.group_call(&group, call).await {
-        Ok(GroupAnswer::Sync(r)) => r,
-        _ => SyncResponse::error(GroupError::CoordinatorNotAvailable),
-    };
+    let answer = groups
+        .call(&group, call)
+        .await
+        .unwrap_or_else(|_| SyncResponse::error(GroupError::CoordinatorNotAvailable));
     let mut out = SyncGroupResponse::default();
     out.error_code = group_code(answer.error);
     out.assignment = answer.assignment;

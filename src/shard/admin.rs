@@ -1,14 +1,70 @@
 //! Topic changes. Shard 0 owns the durable topic table: every change is
-//! sent there, made durable, then pushed to every shard (shard 0 included),
-//! which updates its copy and opens or deletes the partitions it owns.
-//! The caller gets its answer only after every shard applied the change, so
-//! a client that created a topic can use it on any connection at once.
+//! sent there (`ChangeTopic`), made durable, then pushed to every shard
+//! (`ApplyTopicUpdate`, shard 0 included), which updates its copy and
+//! opens or deletes the partitions it owns. The caller gets its answer only
+//! after every shard applied the change, so a client that created a topic
+//! can use it on any connection at once.
 
-use super::message::{AdminOp, Reply, Request, TopicUpdate};
-use super::topics::{new_topic_id, Topic};
+use super::ownership::ShardId;
+use super::router::Call;
+use super::topics::{new_topic_id, write_table, Topic, TopicUpdate};
 use super::{Shard, ShardError};
 use std::collections::BTreeMap;
 use std::rc::Rc;
+
+/// What an admin request asks of the topic table.
+pub enum TopicChange {
+    Create {
+        name: String,
+        partitions: u32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    },
+    Delete {
+        name: String,
+    },
+    AddPartitions {
+        name: String,
+        partitions: u32,
+        validate_only: bool,
+    },
+    SetConfigs {
+        name: String,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    },
+}
+
+/// A topic change, run on shard 0. Replies with the topic as changed
+/// (`None`: a deleted topic did not exist).
+pub struct ChangeTopic(pub TopicChange);
+
+impl Call<Shard> for ChangeTopic {
+    type Reply = Result<Option<Topic>, ShardError>;
+
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.change_topic(self.0).await
+    }
+}
+
+/// Shard 0 tells a shard about a changed topic.
+pub struct ApplyTopicUpdate(pub TopicUpdate);
+
+impl Call<Shard> for ApplyTopicUpdate {
+    type Reply = Result<(), ShardError>;
+
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.apply_topic_update(self.0).await
+    }
+}
+
+/// What shard 0 decided about a change.
+enum Plan {
+    /// Nothing to store (validate_only): the answer.
+    Answer(Option<Topic>),
+    /// Store and apply `update`, then answer with the topic.
+    Apply(Topic, TopicUpdate),
+}
 
 impl Shard {
     pub async fn create_topic(
@@ -18,22 +74,20 @@ impl Shard {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<Topic, ShardError> {
-        let op = AdminOp::CreateTopic {
+        let change = TopicChange::Create {
             name: name.to_string(),
             partitions,
             configs,
             validate_only,
         };
-        let topic = self.admin(op).await?;
+        let topic = self.change(change).await?;
         Ok(topic.expect("a created topic is returned"))
     }
 
     /// Deletes a topic; `None` if it did not exist.
     pub async fn delete_topic(self: &Rc<Self>, name: &str) -> Result<Option<Topic>, ShardError> {
-        self.admin(AdminOp::DeleteTopic {
-            name: name.to_string(),
-        })
-        .await
+        let name = name.to_string();
+        self.change(TopicChange::Delete { name }).await
     }
 
     pub async fn create_partitions(
@@ -42,12 +96,12 @@ impl Shard {
         partitions: u32,
         validate_only: bool,
     ) -> Result<(), ShardError> {
-        let op = AdminOp::CreatePartitions {
+        let change = TopicChange::AddPartitions {
             name: name.to_string(),
             partitions,
             validate_only,
         };
-        self.admin(op).await.map(|_| ())
+        self.change(change).await.map(|_| ())
     }
 
     /// Replaces a topic's config overrides.
@@ -57,30 +111,51 @@ impl Shard {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(), ShardError> {
-        let op = AdminOp::SetConfigs {
+        let change = TopicChange::SetConfigs {
             name: name.to_string(),
             configs,
             validate_only,
         };
-        self.admin(op).await.map(|_| ())
+        self.change(change).await.map(|_| ())
     }
 
-    async fn admin(self: &Rc<Self>, op: AdminOp) -> Result<Option<Topic>, ShardError> {
-        match self.router.call(self, 0, Request::Admin(op)).await? {
-            Reply::Admin(result) => result,
-            _ => unreachable!("admin requests get admin replies"),
-        }
+    async fn change(self: &Rc<Self>, change: TopicChange) -> Result<Option<Topic>, ShardError> {
+        self.router
+            .call(self, ShardId::FIRST, ChangeTopic(change))
+            .await?
     }
 
-    /// On shard 0: applies `op` to the durable table, then to every shard.
-    pub(super) async fn admin_local(
+    /// On shard 0: makes `change` durable, then applies it on every shard.
+    async fn change_topic(
         self: &Rc<Self>,
-        op: AdminOp,
+        change: TopicChange,
     ) -> Result<Option<Topic>, ShardError> {
-        assert_eq!(self.id(), 0, "shard 0 owns the topic table");
+        assert_eq!(self.id(), ShardId::FIRST, "shard 0 owns the topic table");
+        // Held across the durable write, so the file always holds every
+        // change before this one.
+        let _one_at_a_time = self.admin_lock.acquire_permit(1).await;
+        let (topic, update) = match self.plan(change)? {
+            Plan::Answer(topic) => return Ok(topic),
+            Plan::Apply(topic, update) => (topic, update),
+        };
+        let (path, text) = {
+            let table = self.topics.borrow();
+            (table.path().to_path_buf(), table.text_after(&update))
+        };
+        write_table(&path, text).await?;
+        for shard in self.router.shards() {
+            let apply = ApplyTopicUpdate(update.clone());
+            self.router.call(self, shard, apply).await??;
+        }
+        Ok(Some(topic))
+    }
+
+    /// Checks a change against the table as it is and says what to store.
+    fn plan(&self, change: TopicChange) -> Result<Plan, ShardError> {
         let defaults = &self.config.log;
-        let (topic, update) = match op {
-            AdminOp::CreateTopic {
+        let table = self.topics.borrow();
+        let (topic, validate_only) = match change {
+            TopicChange::Create {
                 name,
                 partitions,
                 configs,
@@ -92,76 +167,56 @@ impl Shard {
                     partitions,
                     configs,
                 };
-                if validate_only {
-                    self.topics.borrow().check_new(&topic, defaults)?;
-                    return Ok(Some(topic));
-                }
-                self.topics.borrow_mut().create(topic.clone(), defaults)?;
-                tracing::info!(topic = topic.name, partitions, "created topic");
-                (Some(topic.clone()), TopicUpdate::Upsert(topic))
+                table.check_new(&topic, defaults)?;
+                tracing::info!(
+                    topic = topic.name,
+                    partitions,
+                    validate_only,
+                    "creating topic"
+                );
+                (topic, validate_only)
             }
-            AdminOp::DeleteTopic { name } => {
-                let Some(topic) = self.topics.borrow_mut().remove(&name)? else {
-                    return Ok(None);
+            TopicChange::Delete { name } => {
+                let Some(topic) = table.get(&name).cloned() else {
+                    return Ok(Plan::Answer(None));
                 };
-                tracing::info!(topic = name, "deleted topic");
-                (Some(topic), TopicUpdate::Delete(name))
+                tracing::info!(topic = name, "deleting topic");
+                return Ok(Plan::Apply(topic, TopicUpdate::Delete(name)));
             }
-            AdminOp::CreatePartitions {
+            TopicChange::AddPartitions {
                 name,
                 partitions,
                 validate_only,
             } => {
-                let topic =
-                    self.topics
-                        .borrow_mut()
-                        .add_partitions(&name, partitions, validate_only)?;
-                if validate_only {
-                    return Ok(Some(topic));
-                }
-                tracing::info!(topic = name, partitions, "added partitions");
-                (Some(topic.clone()), TopicUpdate::Upsert(topic))
+                let topic = table.add_partitions(&name, partitions)?;
+                tracing::info!(topic = name, partitions, validate_only, "adding partitions");
+                (topic, validate_only)
             }
-            AdminOp::SetConfigs {
+            TopicChange::SetConfigs {
                 name,
                 configs,
                 validate_only,
             } => {
-                let topic = self.topics.borrow_mut().set_configs(
-                    &name,
-                    configs,
-                    defaults,
-                    validate_only,
-                )?;
-                if validate_only {
-                    return Ok(Some(topic));
-                }
-                tracing::info!(topic = name, "altered topic configs");
-                (Some(topic.clone()), TopicUpdate::Upsert(topic))
+                let topic = table.set_configs(&name, configs, defaults)?;
+                tracing::info!(topic = name, validate_only, "altering topic configs");
+                (topic, validate_only)
             }
         };
-        for shard in 0..self.router.count() {
-            let request = Request::TopicUpdate(update.clone());
-            match self.router.call(self, shard, request).await? {
-                Reply::Updated(result) => result?,
-                _ => unreachable!("topic updates get update replies"),
-            }
-        }
-        Ok(topic)
+        Ok(if validate_only {
+            Plan::Answer(Some(topic))
+        } else {
+            Plan::Apply(topic.clone(), TopicUpdate::Upsert(topic))
+        })
     }
 
     /// On every shard: brings the table copy and the owned partitions up to
     /// date with a change shard 0 made durable.
-    pub(super) async fn apply_topic_update(&self, update: TopicUpdate) -> Result<(), ShardError> {
+    async fn apply_topic_update(&self, update: TopicUpdate) -> Result<(), ShardError> {
+        self.topics.borrow_mut().apply(&update);
         match update {
-            TopicUpdate::Upsert(topic) => {
-                self.topics.borrow_mut().apply(topic.clone());
-                self.open_owned(&topic).await
-            }
+            TopicUpdate::Upsert(topic) => self.open_owned(&topic).await,
             TopicUpdate::Delete(name) => {
-                self.topics.borrow_mut().forget(&name);
                 self.drop_owned(&name).await;
-                self.groups.forget_topic(&name).await;
                 Ok(())
             }
         }

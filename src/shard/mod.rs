@@ -1,31 +1,34 @@
-//! `Shard`: one glommio executor's share of the broker — its copy of the
-//! topic table, the partitions it owns, its router to the other shards, and
-//! the signal that wakes long-polling fetches.
+//! `Shard`: one executor's share of the broker's data — its copy of the
+//! topic table, the partitions it owns, and its router to the other
+//! shards.
 //!
 //! Lives on one executor thread; nothing here is `Send`. Each partition is
 //! owned by exactly one shard (`ownership::owner`); only that shard opens
 //! its files. Shard 0 owns the durable topic table; the others hold copies
 //! it keeps current (`admin`). Work for a partition goes to its owner
-//! through the `Router` (`service`), one message per owner per request.
+//! through the `Router` — `fan_out` on the side that accepted the request,
+//! `owner_calls` on the owner — one call per owner per request.
+//!
+//! The shard knows nothing of the services built on it (`group`, later
+//! `txn`): they open their internal logs through its `LogDir` and reach
+//! other shards with routers of their own.
 
 pub mod admin;
-pub mod message;
+pub mod fan_out;
+pub mod owner_calls;
 pub mod ownership;
 pub mod router;
-pub mod service;
 pub mod signal;
 pub mod topics;
 
 use crate::config::BrokerConfig;
-use crate::group::coordinator::GroupCoordinator;
-use crate::group::{offsets_partition, OFFSETS_TOPIC};
-use crate::log::io_probe::{ensure_dma_reads, DmaReady};
-use crate::log::log_dir::TopicPartition;
-use crate::log::{housekeeping, LogConfig, LogError, Partition};
+use crate::log::{LogConfig, LogDir, LogError, Partition, PartitionId, TopicPartition};
 use crate::metrics::{PartitionStats, ShardMetrics, Snapshot};
 use ahash::AHashMap;
-use router::{Router, ShardGone};
-use signal::{AppendSignal, Shutdown};
+use glommio::sync::Semaphore;
+use ownership::ShardId;
+use router::{Router, ShardGone, Sharded};
+use signal::Shutdown;
 use std::cell::RefCell;
 use std::rc::Rc;
 use topics::{Topic, TopicError, TopicTable};
@@ -36,49 +39,50 @@ pub enum ShardError {
     Topic(#[from] TopicError),
     #[error(transparent)]
     Log(#[from] LogError),
-    #[error("unknown topic or partition {0}-{1}")]
-    UnknownPartition(String, i32),
-    #[error("invalid required acks {0}")]
-    InvalidAcks(i16),
+    #[error("unknown topic or partition {0}")]
+    UnknownPartition(TopicPartition),
     #[error(transparent)]
     Gone(#[from] ShardGone),
 }
 
 pub struct Shard {
     pub config: Rc<BrokerConfig>,
-    pub router: Router,
+    pub router: Router<Shard>,
     topics: RefCell<TopicTable>,
     partitions: RefCell<AHashMap<TopicPartition, Rc<Partition>>>,
-    dma: DmaReady,
-    pub appended: AppendSignal,
+    log_dir: LogDir,
+    /// On shard 0: topic changes are made one at a time, so each durable
+    /// table write holds every change before it.
+    admin_lock: Semaphore,
     pub shutdown: Shutdown,
-    pub metrics: ShardMetrics,
-    /// The consumer groups this shard coordinates.
-    pub groups: Rc<GroupCoordinator>,
+    pub metrics: Rc<ShardMetrics>,
+}
+
+impl Sharded for Shard {
+    fn router(&self) -> &Router<Shard> {
+        &self.router
+    }
 }
 
 impl Shard {
     /// Runs the io-poll probe, loads the topic table and opens (recovering)
     /// every partition this shard owns.
-    pub async fn open(config: Rc<BrokerConfig>, router: Router) -> Result<Rc<Shard>, ShardError> {
-        let dma = ensure_dma_reads(&config.data_dir).await?;
-        let table = TopicTable::load(&config.data_dir)?;
-        let offsets_partitions = config.group.offsets_partitions;
-        let owned = (0..offsets_partitions)
-            .filter(|&p| ownership::owner(OFFSETS_TOPIC, p, router.count()) == router.id())
-            .collect();
-        let groups =
-            GroupCoordinator::open(&config.data_dir, config.group.clone(), owned, &dma).await?;
+    pub async fn open(
+        config: Rc<BrokerConfig>,
+        router: Router<Shard>,
+    ) -> Result<Rc<Shard>, ShardError> {
+        let log_dir = LogDir::open(&config.data_dir).await?;
+        let table = TopicTable::load(&config.data_dir).await?;
+        let metrics = router.metrics().clone();
         let shard = Rc::new(Shard {
             config,
             router,
             topics: RefCell::new(table),
             partitions: RefCell::new(AHashMap::new()),
-            dma,
-            appended: AppendSignal::default(),
+            log_dir,
+            admin_lock: Semaphore::new(1),
             shutdown: Shutdown::default(),
-            metrics: ShardMetrics::default(),
-            groups,
+            metrics,
         });
         let topics: Vec<Topic> = shard.topics.borrow().iter().cloned().collect();
         for topic in topics {
@@ -87,23 +91,21 @@ impl Shard {
         Ok(shard)
     }
 
-    pub fn id(&self) -> usize {
+    pub fn id(&self) -> ShardId {
         self.router.id()
     }
 
-    /// Which shard coordinates a consumer group: the owner of its
-    /// `__consumer_offsets` partition.
-    pub fn group_owner(&self, group: &str) -> usize {
-        let p = offsets_partition(group, self.config.group.offsets_partitions);
-        ownership::owner(OFFSETS_TOPIC, p, self.router.count())
+    /// Where this shard's partitions live; the one way to open one.
+    pub fn log_dir(&self) -> &LogDir {
+        &self.log_dir
     }
 
     /// Which shard owns a partition, if the topic and partition exist.
-    pub fn owner_of(&self, topic: &str, index: i32) -> Option<usize> {
-        let t = self.topics.borrow();
-        let partitions = t.get(topic)?.partitions;
-        let index = u32::try_from(index).ok().filter(|&i| i < partitions)?;
-        Some(ownership::owner(topic, index, self.router.count()))
+    pub fn owner_of(&self, tp: &TopicPartition) -> Option<ShardId> {
+        let topics = self.topics.borrow();
+        let partitions = topics.get(&tp.topic)?.partitions;
+        (tp.partition.index() < partitions)
+            .then(|| ownership::owner(&tp.topic, tp.partition, self.router.count()))
     }
 
     /// Opens this shard's partitions of `topic` that are not open yet, and
@@ -112,13 +114,14 @@ impl Shard {
         let log_config = topic
             .log_config(&self.config.log)
             .map_err(TopicError::from)?;
-        for index in 0..topic.partitions {
+        for index in PartitionId::first(topic.partitions) {
             if ownership::owner(&topic.name, index, self.router.count()) != self.id() {
                 continue;
             }
-            match self.partition(&topic.name, index as i32) {
+            let tp = TopicPartition::new(topic.name.clone(), index);
+            match self.partition(&tp) {
                 Some(p) => p.set_config(log_config.clone()),
-                None => self.open_partition(&topic.name, index, &log_config).await?,
+                None => self.open_partition(tp, &log_config).await?,
             }
         }
         Ok(())
@@ -126,15 +129,10 @@ impl Shard {
 
     async fn open_partition(
         &self,
-        topic: &str,
-        index: u32,
-        log_config: &LogConfig,
+        tp: TopicPartition,
+        config: &LogConfig,
     ) -> Result<(), ShardError> {
-        let tp = TopicPartition::new(topic, index);
-        let dir = tp.dir(&self.config.data_dir);
-        let partition = Rc::new(Partition::open(&dir, log_config.clone(), &self.dma).await?);
-        // The timer ends by itself once the partition is dropped.
-        housekeeping::spawn(&partition).detach();
+        let partition = self.log_dir.open_partition(&tp, config.clone()).await?;
         self.partitions.borrow_mut().insert(tp, partition);
         Ok(())
     }
@@ -152,16 +150,8 @@ impl Shard {
         for (tp, p) in doomed {
             let _ = p.close().await;
             drop(p);
-            // Unlinking gigabytes of segments can take a while: off the shard.
-            let dir = tp.dir(&self.config.data_dir);
-            let removed = glommio::executor()
-                .spawn_blocking({
-                    let dir = dir.clone();
-                    move || std::fs::remove_dir_all(dir)
-                })
-                .await;
-            if let Err(e) = removed {
-                tracing::warn!(dir = %dir.display(), "deleting partition files: {e}");
+            if let Err(e) = self.log_dir.remove_partition(&tp).await {
+                tracing::warn!(partition = %tp, "deleting partition files: {e}");
             }
         }
     }
@@ -175,12 +165,8 @@ impl Shard {
     }
 
     /// A partition this shard owns and has open.
-    pub fn partition(&self, topic: &str, index: i32) -> Option<Rc<Partition>> {
-        let index = u32::try_from(index).ok()?;
-        self.partitions
-            .borrow()
-            .get(&TopicPartition::new(topic, index))
-            .cloned()
+    pub fn partition(&self, tp: &TopicPartition) -> Option<Rc<Partition>> {
+        self.partitions.borrow().get(tp).cloned()
     }
 
     /// Partitions this shard has open.
@@ -194,8 +180,8 @@ impl Shard {
         for (tp, p) in self.partitions.borrow().iter() {
             snapshot.partitions.push(PartitionStats {
                 topic: tp.topic.clone(),
-                partition: tp.partition,
-                shard: self.id(),
+                partition: tp.partition.index(),
+                shard: self.id().index(),
                 log_start_offset: p.log_start(),
                 log_end_offset: p.next_offset(),
                 size_bytes: p.size_bytes(),
@@ -204,9 +190,8 @@ impl Shard {
         snapshot
     }
 
-    /// Flushes every partition and offsets log; used at shutdown.
+    /// Flushes every partition; used at shutdown.
     pub async fn flush_all(&self) -> Result<(), LogError> {
-        self.groups.flush_all().await?;
         let all: Vec<Rc<Partition>> = self.partitions.borrow().values().cloned().collect();
         for p in all {
             p.flush().await?;

@@ -1,71 +1,102 @@
-//! `Router`: the one way to reach another shard. A copy lives on every
-//! shard, over glommio's channel mesh.
+//! `Router<T>`: the one way to run work on another shard.
 //!
-//! `call(to, request)` sends an `Envelope::Request` to shard `to` and
-//! resolves with its `Reply`. Each shard runs one receive task per peer:
-//! requests are executed in their own task (so a long-polling watch never
-//! blocks the channel), replies are handed to the waiting caller by id.
-//! A call to this very shard never crosses the mesh.
+//! A sharded service (`Shard`, `GroupCoordinator`, later the transaction
+//! coordinator) has one instance per shard and one `Router<T>` per
+//! instance, over a channel mesh of its own. A `Call<T>` is one kind of
+//! work with its own reply type: `router.call(on, to, call)` runs `call`
+//! against shard `to`'s instance and resolves with exactly that call's
+//! `Reply`, so no caller ever unpacks a reply meant for someone else.
+//!
+//! - To this very shard, the call runs in place: no spawn, no box, no
+//!   channel.
+//! - To another shard, the call is boxed into a job and crosses the mesh;
+//!   the owner runs it in a task of its own (so a long-polling watch never
+//!   blocks the channel) and puts the reply in a slot the caller holds,
+//!   then sends a reply envelope naming the call, which wakes the caller.
+//!   The slot's mutex is taken twice per call, never at the same time (the
+//!   envelope orders the owner's write before the caller's read).
+//!
+//! Order: one FIFO lock per peer around sending, so calls to a peer leave
+//! in the order they started even when its channel is full, and the owner
+//! starts their tasks in arrival order (the append order of pipelined
+//! produce requests depends on it).
 
-use super::message::{Reply, Request};
-use super::Shard;
-use crate::metrics::Stage;
+use super::ownership::ShardId;
+use crate::metrics::{ShardMetrics, Stage};
 use ahash::AHashMap;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::sync::Semaphore;
 use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::{Rc, Weak};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
+
+/// Work that runs on the shard that owns what it touches.
+pub trait Call<T>: Send + 'static {
+    /// What the caller gets back; crosses shards, so `Send`.
+    type Reply: Send + 'static;
+
+    /// Runs on the owning shard, against its instance of `T`.
+    fn run(self, on: &Rc<T>) -> impl Future<Output = Self::Reply>;
+}
+
+/// A sharded service: it can hand the router a reply to send back.
+pub trait Sharded: Sized + 'static {
+    fn router(&self) -> &Router<Self>;
+}
+
+/// A call boxed to cross the mesh: on the owner it runs the call and
+/// stores the reply in the caller's slot.
+type Job<T> = Box<dyn FnOnce(Rc<T>) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
 
 /// `sent` is when the envelope entered the mesh: the receiver records the
 /// hop (`Stage::Hop`); `Instant`s compare across threads (CLOCK_MONOTONIC).
-pub enum Envelope {
-    Request {
-        from: usize,
+pub enum Envelope<T> {
+    Call {
+        from: ShardId,
         id: u64,
-        request: Request,
+        job: Job<T>,
         sent: Instant,
     },
-    Reply {
-        id: u64,
-        reply: Reply,
-        sent: Instant,
-    },
+    /// The reply of call `id` is in its slot.
+    Reply { id: u64, sent: Instant },
 }
 
-pub struct Router {
-    id: usize,
-    count: usize,
-    senders: Option<Senders<Envelope>>,
-    pending: RefCell<AHashMap<u64, LocalSender<Reply>>>,
-    next_id: Cell<u64>,
-    /// One FIFO lock per peer around `send_to`: requests to a peer leave in
-    /// the order their calls started, even when its channel is full (the
-    /// append order of pipelined produce requests depends on it).
-    send_order: Vec<Semaphore>,
-}
-
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("shard {0} is gone")]
-pub struct ShardGone(pub usize);
+pub struct ShardGone(pub ShardId);
 
-impl Router {
+pub struct Router<T> {
+    id: ShardId,
+    count: usize,
+    senders: Option<Senders<Envelope<T>>>,
+    /// Calls sent and not yet answered, by id: who to wake.
+    pending: RefCell<AHashMap<u64, LocalSender<()>>>,
+    next_id: Cell<u64>,
+    send_order: Vec<Semaphore>,
+    metrics: Rc<ShardMetrics>,
+}
+
+impl<T: Sharded> Router<T> {
     /// A router for a broker of one shard: every call is local.
-    pub fn single() -> Router {
+    pub fn single(metrics: Rc<ShardMetrics>) -> Router<T> {
         Router {
-            id: 0,
+            id: ShardId::FIRST,
             count: 1,
             senders: None,
             pending: RefCell::new(AHashMap::new()),
             next_id: Cell::new(0),
             send_order: vec![Semaphore::new(1)],
+            metrics,
         }
     }
 
-    pub fn new(senders: Senders<Envelope>) -> Router {
+    pub fn new(senders: Senders<Envelope<T>>, metrics: Rc<ShardMetrics>) -> Router<T> {
         Router {
-            id: senders.peer_id(),
+            id: ShardId::new(senders.peer_id()),
             count: senders.nr_consumers(),
             send_order: (0..senders.nr_consumers())
                 .map(|_| Semaphore::new(1))
@@ -73,11 +104,12 @@ impl Router {
             senders: Some(senders),
             pending: RefCell::new(AHashMap::new()),
             next_id: Cell::new(0),
+            metrics,
         }
     }
 
-    /// This shard's index.
-    pub fn id(&self) -> usize {
+    /// This shard.
+    pub fn id(&self) -> ShardId {
         self.id
     }
 
@@ -86,51 +118,69 @@ impl Router {
         self.count
     }
 
-    /// Runs `request` on shard `to` and returns its reply.
-    pub async fn call(
+    /// Where this shard's measurements go (the router records hops).
+    pub fn metrics(&self) -> &Rc<ShardMetrics> {
+        &self.metrics
+    }
+
+    /// Every shard, this one included.
+    pub fn shards(&self) -> impl Iterator<Item = ShardId> {
+        ShardId::all(self.count)
+    }
+
+    /// Runs `call` on shard `to`'s instance (`on` is this shard's) and
+    /// returns its reply.
+    pub async fn call<C: Call<T>>(
         &self,
-        shard: &Rc<Shard>,
-        to: usize,
-        request: Request,
-    ) -> Result<Reply, ShardGone> {
+        on: &Rc<T>,
+        to: ShardId,
+        call: C,
+    ) -> Result<C::Reply, ShardGone> {
         if to == self.id {
-            // Boxed: execute may call back into the router (admin requests
-            // fan out to every shard), which makes the future recursive.
-            let local: std::pin::Pin<Box<dyn std::future::Future<Output = Reply>>> =
-                Box::pin(shard.execute(request));
-            return Ok(local.await);
+            return Ok(call.run(on).await);
         }
         let senders = self.senders.as_ref().ok_or(ShardGone(to))?;
+        let slot: Arc<Mutex<Option<C::Reply>>> = Arc::default();
+        let owner_slot = slot.clone();
+        let job: Job<T> = Box::new(move |on: Rc<T>| {
+            Box::pin(async move {
+                let reply = call.run(&on).await;
+                *owner_slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(reply);
+            })
+        });
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         let (tx, rx) = local_channel::new_bounded(1);
         self.pending.borrow_mut().insert(id, tx);
         let sent = {
-            let _turn = self.send_order[to].acquire_permit(1).await;
-            let envelope = Envelope::Request {
+            let _turn = self.send_order[to.index()].acquire_permit(1).await;
+            let envelope = Envelope::Call {
                 from: self.id,
                 id,
-                request,
+                job,
                 sent: Instant::now(),
             };
-            senders.send_to(to, envelope).await
+            senders.send_to(to.index(), envelope).await
         };
         if sent.is_err() {
             self.pending.borrow_mut().remove(&id);
             return Err(ShardGone(to));
         }
-        rx.recv().await.ok_or(ShardGone(to))
+        rx.recv().await.ok_or(ShardGone(to))?;
+        // Empty if the owner dropped the call without running it.
+        let reply = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+        reply.ok_or(ShardGone(to))
     }
 
-    /// Starts one receive task per peer. They end when the peer's channel
-    /// closes (at shutdown).
-    pub fn serve(shard: &Rc<Shard>, mut receivers: Receivers<Envelope>) {
+    /// Starts one receive task per peer for `on`'s router. They end when
+    /// the peer's channel closes (at shutdown).
+    pub fn serve(on: &Rc<T>, mut receivers: Receivers<Envelope<T>>) {
         for (peer, stream) in receivers.streams() {
-            let weak: Weak<Shard> = Rc::downgrade(shard);
+            let weak: Weak<T> = Rc::downgrade(on);
             glommio::spawn_local(async move {
                 while let Some(envelope) = stream.recv().await {
-                    let Some(shard) = weak.upgrade() else { return };
-                    shard.router.deliver(&shard, envelope);
+                    let Some(on) = weak.upgrade() else { return };
+                    Router::deliver(on, envelope);
                 }
                 tracing::debug!(peer, "mesh channel closed");
             })
@@ -138,32 +188,31 @@ impl Router {
         }
     }
 
-    fn deliver(&self, shard: &Rc<Shard>, envelope: Envelope) {
+    fn deliver(on: Rc<T>, envelope: Envelope<T>) {
+        let router = on.router();
         match envelope {
-            Envelope::Reply { id, reply, sent } => {
-                shard.metrics.since(Stage::Hop, sent);
-                if let Some(tx) = self.pending.borrow_mut().remove(&id) {
+            Envelope::Reply { id, sent } => {
+                router.metrics.since(Stage::Hop, sent);
+                if let Some(tx) = router.pending.borrow_mut().remove(&id) {
                     // The caller may have gone (its connection closed).
-                    let _ = tx.try_send(reply);
+                    let _ = tx.try_send(());
                 }
             }
-            Envelope::Request {
+            Envelope::Call {
                 from,
                 id,
-                request,
+                job,
                 sent,
             } => {
-                shard.metrics.since(Stage::Hop, sent);
-                let shard = shard.clone();
+                router.metrics.since(Stage::Hop, sent);
                 glommio::spawn_local(async move {
-                    let reply = shard.execute(request).await;
-                    if let Some(senders) = shard.router.senders.as_ref() {
+                    job(on.clone()).await;
+                    if let Some(senders) = on.router().senders.as_ref() {
                         let envelope = Envelope::Reply {
                             id,
-                            reply,
                             sent: Instant::now(),
                         };
-                        let _ = senders.send_to(from, envelope).await;
+                        let _ = senders.send_to(from.index(), envelope).await;
                     }
                 })
                 .detach();

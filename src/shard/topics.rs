@@ -1,14 +1,18 @@
 //! `TopicTable`: which topics exist, their partition counts, ids and config
 //! overrides, durable in `<data-dir>/meta/topics`.
 //!
-//! Every shard holds a copy (one today). Changes are written whole to a
-//! temp file, fsynced, renamed over the old one and the directory fsynced,
-//! so a crash leaves either the old or the new table, never a mix. The file
-//! is one line per topic: `<name> <partitions> <topic-id hex> [<k>=<v> ...]`.
+//! Every shard holds a copy. Shard 0 plans each change (`check_new`,
+//! `add_partitions`, `set_configs` only check and return the changed
+//! topic), writes the whole table with the change durably (`write_table`:
+//! temp file, fsync, rename, directory fsync, on a blocking thread) and
+//! only then applies the change to every shard's copy (`apply`).
+//! A crash leaves either the old or the new file, never a mix, and no
+//! shard ever serves a change that is not durable. The file is one line
+//! per topic: `<name> <partitions> <topic-id hex> [<k>=<v> ...]`.
 
 use crate::log::config::ConfigError;
-use crate::log::log_dir::write_durably;
-use crate::log::LogConfig;
+use crate::log::log_dir::write_durably_off_thread;
+use crate::log::{LogConfig, PartitionId};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -82,6 +86,13 @@ pub fn validate_name(name: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
+/// A durable change to one topic, as every shard applies it.
+#[derive(Clone)]
+pub enum TopicUpdate {
+    Upsert(Topic),
+    Delete(String),
+}
+
 pub struct TopicTable {
     path: PathBuf,
     topics: BTreeMap<String, Topic>,
@@ -89,10 +100,14 @@ pub struct TopicTable {
 
 impl TopicTable {
     /// Loads `<data-dir>/meta/topics`, or starts empty.
-    pub fn load(data_dir: &Path) -> Result<TopicTable, TopicError> {
+    pub async fn load(data_dir: &Path) -> Result<TopicTable, TopicError> {
         let path = data_dir.join("meta").join("topics");
         let mut topics = BTreeMap::new();
-        let text = match std::fs::read_to_string(&path) {
+        let reading = path.clone();
+        let read = glommio::executor()
+            .spawn_blocking(move || std::fs::read_to_string(reading))
+            .await;
+        let text = match read {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(source) => return Err(TopicError::Io { path, source }),
@@ -115,106 +130,81 @@ impl TopicTable {
         self.topics.values()
     }
 
-    /// Checks a new topic without creating it (CreateTopics validate_only).
+    /// Checks a new topic (CreateTopics).
     pub fn check_new(&self, topic: &Topic, defaults: &LogConfig) -> Result<(), TopicError> {
         validate_name(&topic.name)?;
         if self.topics.contains_key(&topic.name) {
             return Err(TopicError::AlreadyExists(topic.name.clone()));
         }
-        if topic.partitions == 0 {
-            return Err(TopicError::InvalidPartitions(0));
+        let last = topic.partitions.checked_sub(1).and_then(PartitionId::new);
+        if last.is_none() {
+            return Err(TopicError::InvalidPartitions(i64::from(topic.partitions)));
         }
         check_configs(topic, defaults)
     }
 
-    /// Adds a topic and makes the table durable before returning.
-    pub fn create(&mut self, topic: Topic, defaults: &LogConfig) -> Result<(), TopicError> {
-        self.check_new(&topic, defaults)?;
-        self.topics.insert(topic.name.clone(), topic);
-        self.persist()
-    }
-
-    fn topic_mut(&mut self, name: &str) -> Result<&mut Topic, TopicError> {
+    fn existing(&self, name: &str) -> Result<&Topic, TopicError> {
         self.topics
-            .get_mut(name)
+            .get(name)
             .ok_or_else(|| TopicError::Unknown(name.to_string()))
     }
 
-    /// Grows a topic to `partitions` (CreatePartitions), durably unless
-    /// `validate_only`.
-    pub fn add_partitions(
-        &mut self,
-        name: &str,
-        partitions: u32,
-        validate_only: bool,
-    ) -> Result<Topic, TopicError> {
-        let topic = self.topic_mut(name)?;
+    /// A topic grown to `partitions` (CreatePartitions), checked.
+    pub fn add_partitions(&self, name: &str, partitions: u32) -> Result<Topic, TopicError> {
+        let topic = self.existing(name)?;
         if partitions <= topic.partitions {
             return Err(TopicError::PartitionsCannotShrink(
                 name.to_string(),
                 topic.partitions,
             ));
         }
-        if validate_only {
-            let mut t = topic.clone();
-            t.partitions = partitions;
-            return Ok(t);
+        if PartitionId::new(partitions - 1).is_none() {
+            return Err(TopicError::InvalidPartitions(i64::from(partitions)));
         }
-        topic.partitions = partitions;
-        let t = topic.clone();
-        self.persist()?;
-        Ok(t)
+        let mut grown = topic.clone();
+        grown.partitions = partitions;
+        Ok(grown)
     }
 
-    /// Replaces a topic's config overrides, durably unless `validate_only`.
+    /// A topic with its config overrides replaced, checked.
     pub fn set_configs(
-        &mut self,
+        &self,
         name: &str,
         configs: BTreeMap<String, String>,
         defaults: &LogConfig,
-        validate_only: bool,
     ) -> Result<Topic, TopicError> {
-        let topic = self.topic_mut(name)?;
-        let mut t = topic.clone();
-        t.configs = configs;
-        check_configs(&t, defaults)?;
-        if !validate_only {
-            *topic = t.clone();
-            self.persist()?;
+        let mut changed = self.existing(name)?.clone();
+        changed.configs = configs;
+        check_configs(&changed, defaults)?;
+        Ok(changed)
+    }
+
+    /// Applies a change to this copy of the table, in memory only (it is
+    /// durable already).
+    pub fn apply(&mut self, update: &TopicUpdate) {
+        match update {
+            TopicUpdate::Upsert(topic) => {
+                self.topics.insert(topic.name.clone(), topic.clone());
+            }
+            TopicUpdate::Delete(name) => {
+                self.topics.remove(name);
+            }
         }
-        Ok(t)
     }
 
-    /// Puts a topic into this copy of the table, in memory only: how shards
-    /// other than shard 0 learn of changes shard 0 made durable.
-    pub fn apply(&mut self, topic: Topic) {
-        self.topics.insert(topic.name.clone(), topic);
-    }
-
-    /// Drops a topic from this copy, in memory only.
-    pub fn forget(&mut self, name: &str) {
-        self.topics.remove(name);
-    }
-
-    /// Removes a topic (its partitions' files are the caller's to delete).
-    pub fn remove(&mut self, name: &str) -> Result<Option<Topic>, TopicError> {
-        let removed = self.topics.remove(name);
-        if removed.is_some() {
-            self.persist()?;
+    /// The file's text once `update` is applied.
+    pub fn text_after(&self, update: &TopicUpdate) -> String {
+        let mut after = self.topics.clone();
+        match update {
+            TopicUpdate::Upsert(topic) => {
+                after.insert(topic.name.clone(), topic.clone());
+            }
+            TopicUpdate::Delete(name) => {
+                after.remove(name);
+            }
         }
-        Ok(removed)
-    }
-
-    /// Rewrites the file: temp file, fsync, rename, fsync the directory.
-    /// A few hundred bytes per topic, written only on admin changes, so the
-    /// blocking calls are brief.
-    fn persist(&self) -> Result<(), TopicError> {
-        let io = |source| TopicError::Io {
-            path: self.path.clone(),
-            source,
-        };
         let mut text = String::new();
-        for t in self.topics.values() {
+        for t in after.values() {
             let configs: Vec<String> = t.configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let _ = writeln!(
                 text,
@@ -225,8 +215,23 @@ impl TopicTable {
                 configs.join(" ")
             );
         }
-        write_durably(&self.path, text.as_bytes()).map_err(io)
+        text
     }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Rewrites the table file with `text`: temp file, fsync, rename, fsync
+/// the directory, on a blocking thread.
+pub async fn write_table(path: &Path, text: String) -> Result<(), TopicError> {
+    write_durably_off_thread(path.to_path_buf(), text.into_bytes())
+        .await
+        .map_err(|source| TopicError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Config overrides must parse, be honourable, and fit the one-line file
@@ -249,7 +254,9 @@ fn check_configs(topic: &Topic, defaults: &LogConfig) -> Result<(), TopicError> 
 fn parse_line(line: &str) -> Option<Topic> {
     let mut parts = line.split_whitespace();
     let name = parts.next()?.to_string();
-    let partitions = parts.next()?.parse().ok()?;
+    let partitions: u32 = parts.next()?.parse().ok()?;
+    // Every partition of a topic has a wire index.
+    PartitionId::new(partitions.checked_sub(1)?)?;
     let id = u128::from_str_radix(parts.next()?, 16).ok()?;
     let mut configs = BTreeMap::new();
     for kv in parts {
@@ -296,23 +303,39 @@ mod tests {
     #[test]
     fn table_survives_a_reload() {
         let dir = tempfile::tempdir().unwrap();
-        let mut table = TopicTable::load(dir.path()).unwrap();
-        let defaults = LogConfig::default();
-        let mut configs = BTreeMap::new();
-        configs.insert("retention.ms".to_string(), "1000".to_string());
-        let t = Topic {
-            name: "demo".into(),
-            partitions: 6,
-            id: new_topic_id("demo"),
-            configs,
-        };
-        table.create(t.clone(), &defaults).unwrap();
-        assert!(matches!(
-            table.create(t.clone(), &defaults),
-            Err(TopicError::AlreadyExists(_))
-        ));
-        let reloaded = TopicTable::load(dir.path()).unwrap();
-        assert_eq!(reloaded.get("demo"), Some(&t));
-        assert_eq!(t.log_config(&defaults).unwrap().retention_ms, 1000);
+        let path = dir.path().to_path_buf();
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .make()
+            .expect("executor")
+            .run(async move {
+                let mut table = TopicTable::load(&path).await.unwrap();
+                let defaults = LogConfig::default();
+                let mut configs = BTreeMap::new();
+                configs.insert("retention.ms".to_string(), "1000".to_string());
+                let t = Topic {
+                    name: "demo".into(),
+                    partitions: 6,
+                    id: new_topic_id("demo"),
+                    configs,
+                };
+                table.check_new(&t, &defaults).unwrap();
+                let create = TopicUpdate::Upsert(t.clone());
+                write_table(table.path(), table.text_after(&create))
+                    .await
+                    .unwrap();
+                table.apply(&create);
+                assert!(matches!(
+                    table.check_new(&t, &defaults),
+                    Err(TopicError::AlreadyExists(_))
+                ));
+                let reloaded = TopicTable::load(&path).await.unwrap();
+                assert_eq!(reloaded.get("demo"), Some(&t));
+                assert_eq!(t.log_config(&defaults).unwrap().retention_ms, 1000);
+                let delete = TopicUpdate::Delete("demo".into());
+                write_table(table.path(), table.text_after(&delete))
+                    .await
+                    .unwrap();
+                assert!(TopicTable::load(&path).await.unwrap().get("demo").is_none());
+            });
     }
 }

@@ -1,0 +1,215 @@
+//! The caller side of the data path: what the shard that accepted a
+//! request does with its partitions. Items are bucketed by owner shard
+//! (`ByOwner`), each owner gets one call for all of its items — never one
+//! per partition or per record — the calls run concurrently (the one for
+//! this shard in place), and the per-item results come back in request
+//! order. Items of partitions that do not exist are answered here,
+//! UNKNOWN_TOPIC_OR_PARTITION, without a call.
+//!
+//! `owner_calls` is the other side: what each owner runs.
+
+use super::owner_calls::{
+    Fetched, ListOffsets, OffsetAt, OffsetQuery, Produce, Produced, Read, ReadRange, TakeMetrics,
+    WatchAppends,
+};
+use super::ownership::ShardId;
+use super::router::{Call, ShardGone};
+use super::{Shard, ShardError};
+use crate::log::{Durability, TopicPartition};
+use crate::metrics::Snapshot;
+use bytes::Bytes;
+use futures_lite::future;
+use futures_util::future::{join_all, select_all};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+/// The items of one request bucketed by owner shard.
+type ByOwner<T> = BTreeMap<ShardId, Bucket<T>>;
+
+/// One owner's items, with their positions in the request.
+struct Bucket<T> {
+    positions: Vec<usize>,
+    items: Vec<(TopicPartition, T)>,
+}
+
+impl<T> Default for Bucket<T> {
+    fn default() -> Self {
+        Bucket {
+            positions: Vec::new(),
+            items: Vec::new(),
+        }
+    }
+}
+
+/// Per-item results of one request, filled in as owners answer.
+struct Answers<R>(Vec<Option<Result<R, ShardError>>>);
+
+impl<R> Answers<R> {
+    fn new(n: usize) -> Answers<R> {
+        Answers((0..n).map(|_| None).collect())
+    }
+
+    /// Puts one owner's per-item results (or its failure) at the items'
+    /// positions.
+    fn fill(
+        &mut self,
+        positions: Vec<usize>,
+        results: Result<Vec<Result<R, ShardError>>, ShardGone>,
+    ) {
+        match results {
+            Ok(results) => {
+                for (i, r) in positions.into_iter().zip(results) {
+                    self.0[i] = Some(r);
+                }
+            }
+            Err(gone) => {
+                for i in positions {
+                    self.0[i] = Some(Err(gone.into()));
+                }
+            }
+        }
+    }
+
+    fn into_vec(self) -> Vec<Result<R, ShardError>> {
+        self.0
+            .into_iter()
+            .map(|r| r.expect("every item is answered by its owner or here"))
+            .collect()
+    }
+}
+
+impl Shard {
+    /// Buckets items by owner; items of unknown partitions get their
+    /// error in `answers` right away.
+    fn by_owner<T, R>(
+        &self,
+        items: Vec<(TopicPartition, T)>,
+        answers: &mut Answers<R>,
+    ) -> ByOwner<T> {
+        let mut by_owner: ByOwner<T> = BTreeMap::new();
+        for (i, (tp, item)) in items.into_iter().enumerate() {
+            match self.owner_of(&tp) {
+                Some(owner) => {
+                    let bucket = by_owner.entry(owner).or_default();
+                    bucket.positions.push(i);
+                    bucket.items.push((tp, item));
+                }
+                None => answers.0[i] = Some(Err(ShardError::UnknownPartition(tp))),
+            }
+        }
+        by_owner
+    }
+
+    /// Sends each owner its items as one call (`make`) and returns the
+    /// per-item results in request order; `unpack` turns an owner's reply
+    /// into its items' results.
+    async fn per_owner<T, R, C: Call<Shard>>(
+        self: &Rc<Self>,
+        items: Vec<(TopicPartition, T)>,
+        make: impl Fn(Vec<(TopicPartition, T)>) -> C,
+        mut unpack: impl FnMut(ShardId, C::Reply) -> Vec<Result<R, ShardError>>,
+    ) -> Vec<Result<R, ShardError>> {
+        let mut answers = Answers::new(items.len());
+        let by_owner = self.by_owner(items, &mut answers);
+        let mut positions = Vec::with_capacity(by_owner.len());
+        let mut calls = Vec::with_capacity(by_owner.len());
+        for (owner, bucket) in by_owner {
+            positions.push((owner, bucket.positions));
+            calls.push(self.router.call(self, owner, make(bucket.items)));
+        }
+        // The owners' calls run at once; each is first polled here, in
+        // owner order, which keeps every peer's send order (router.rs).
+        let replies = join_all(calls).await;
+        for ((owner, at), reply) in positions.into_iter().zip(replies) {
+            answers.fill(at, reply.map(|r| unpack(owner, r)));
+        }
+        answers.into_vec()
+    }
+
+    /// Appends each item's records on its owner; in request order, where
+    /// each went, or its error.
+    pub async fn produce(
+        self: &Rc<Self>,
+        durability: Durability,
+        items: Vec<(TopicPartition, Bytes)>,
+    ) -> Vec<Result<Produced, ShardError>> {
+        let make = |items| Produce { durability, items };
+        self.per_owner(items, make, |_, produced| produced).await
+    }
+
+    /// Reads each item on its owner. Also returns, per shard involved, its
+    /// append generation at read time (for `wait_for_appends`).
+    pub async fn read(
+        self: &Rc<Self>,
+        items: Vec<(TopicPartition, ReadRange)>,
+        budget: usize,
+    ) -> (Vec<Result<Fetched, ShardError>>, Vec<(ShardId, u64)>) {
+        let mut generations = Vec::new();
+        let make = |items| Read { items, budget };
+        let results = self
+            .per_owner(items, make, |owner, reply| {
+                generations.push((owner, reply.generation));
+                reply.items
+            })
+            .await;
+        (results, generations)
+    }
+
+    /// ListOffsets on each item's owner.
+    pub async fn list_offsets(
+        self: &Rc<Self>,
+        items: Vec<(TopicPartition, OffsetQuery)>,
+    ) -> Vec<Result<Option<OffsetAt>, ShardError>> {
+        let make = |items| ListOffsets { items };
+        self.per_owner(items, make, |_, found| found).await
+    }
+
+    /// Every shard's measurements merged (shards that do not answer are
+    /// left out, and `shards` says how many did).
+    pub async fn collect_metrics(self: &Rc<Self>) -> Snapshot {
+        let mut merged = self.metrics_snapshot();
+        for owner in self.router.shards().filter(|&s| s != self.id()) {
+            if let Ok(snapshot) = self.router.call(self, owner, TakeMetrics).await {
+                merged.merge(*snapshot);
+            }
+        }
+        merged
+    }
+
+    /// Resolves when any of the shards in `generations` appended since, or
+    /// at `deadline`.
+    pub async fn wait_for_appends(
+        self: &Rc<Self>,
+        generations: Vec<(ShardId, u64)>,
+        deadline: Instant,
+    ) {
+        let watches: Vec<_> = generations
+            .into_iter()
+            .map(|(owner, seen)| {
+                Box::pin(
+                    self.router
+                        .call(self, owner, WatchAppends { seen, deadline }),
+                )
+            })
+            .collect();
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let timeout = glommio::timer::sleep(wait);
+        if watches.is_empty() {
+            timeout.await;
+            return;
+        }
+        // The first watch to end (an append, or its deadline) ends the
+        // wait; the others are dropped (a remote owner still ends its
+        // watch at the deadline).
+        future::or(
+            async {
+                let _ = select_all(watches).await;
+            },
+            async {
+                timeout.await;
+            },
+        )
+        .await;
+    }
+}

@@ -1,0 +1,233 @@
+//! The owner side of the data path: the calls a shard runs for partitions
+//! it owns — append, read, list offsets, watch for appends, and a copy of
+//! its measurements. Each call is its own type with its own reply
+//! (`router::Call`); `fan_out` is the side that sends them.
+//!
+//! Runs on the owning shard only; every item of a call names a partition
+//! this shard owns (the caller bucketed them with `ownership::owner`), and
+//! one whose partition is not open gets UNKNOWN_TOPIC_OR_PARTITION.
+
+use super::router::Call;
+use super::{Shard, ShardError};
+use crate::log::{Durability, LogError, ReadChunk, RecordBatch, TopicPartition};
+use crate::metrics::{Snapshot, Stage};
+use bytes::Bytes;
+use futures_lite::future;
+use futures_util::future::join_all;
+use std::rc::Rc;
+use std::time::Instant;
+
+/// Appends each item's record set (a produce request's share for this
+/// shard), as durable as `durability` says before the reply.
+pub struct Produce {
+    pub durability: Durability,
+    pub items: Vec<(TopicPartition, Bytes)>,
+}
+
+/// Where one produced record set went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Produced {
+    pub base_offset: u64,
+    pub log_start: u64,
+}
+
+impl Call<Shard> for Produce {
+    type Reply = Vec<Result<Produced, ShardError>>;
+
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        // Every item's future is polled first here, in request order, so
+        // appends keep the order of the requests that carry them; the
+        // fdatasyncs of several partitions (acks=all) then overlap.
+        let durability = self.durability;
+        let appends = self
+            .items
+            .into_iter()
+            .map(|(tp, records)| shard.append(tp, records, durability));
+        join_all(appends).await
+    }
+}
+
+/// Where to read one partition from: Kafka's fetch offset and partition
+/// byte limit.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadRange {
+    pub offset: u64,
+    pub max_bytes: usize,
+}
+
+/// Reads each item, in order, and at most `budget` bytes over all items
+/// (beyond the first batch of each item read): a fetch's `max_bytes`, as
+/// Kafka applies it.
+pub struct Read {
+    pub items: Vec<(TopicPartition, ReadRange)>,
+    pub budget: usize,
+}
+
+/// One partition's share of a fetch.
+pub struct Fetched {
+    pub high_watermark: u64,
+    pub log_start: u64,
+    pub chunk: ReadChunk,
+}
+
+pub struct ReadReply {
+    /// The shard's append generation before it read (see `WatchAppends`).
+    pub generation: u64,
+    pub items: Vec<Result<Fetched, ShardError>>,
+}
+
+impl Call<Shard> for Read {
+    type Reply = ReadReply;
+
+    async fn run(self, shard: &Rc<Shard>) -> ReadReply {
+        let generation = shard.log_dir.appended().generation();
+        let mut items = Vec::with_capacity(self.items.len());
+        // What is read is held in memory until the answer is sent (cold
+        // reads too), so the fetch's budget bounds it here, not only when
+        // the response is cut to size.
+        let mut budget = self.budget;
+        for (tp, range) in self.items {
+            let max_bytes = range.max_bytes.min(budget);
+            let read = shard.read_owned(&tp, range.offset, max_bytes).await;
+            if let Ok(fetched) = &read {
+                budget = budget.saturating_sub(fetched.chunk.len());
+            }
+            items.push(read);
+        }
+        ReadReply { generation, items }
+    }
+}
+
+/// ListOffsets: what a client asks a partition's offset for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetQuery {
+    /// The log start offset (Kafka's timestamp -2).
+    Earliest,
+    /// The log end offset (Kafka's timestamp -1).
+    Latest,
+    /// The first record with a timestamp at or after this one.
+    AtTime(i64),
+}
+
+/// An offset ListOffsets found, and the timestamp of its record (-1 for
+/// earliest and latest, as Kafka answers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetAt {
+    pub offset: u64,
+    pub timestamp: i64,
+}
+
+pub struct ListOffsets {
+    pub items: Vec<(TopicPartition, OffsetQuery)>,
+}
+
+impl Call<Shard> for ListOffsets {
+    /// `None`: no record is that new.
+    type Reply = Vec<Result<Option<OffsetAt>, ShardError>>;
+
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        let mut out = Vec::with_capacity(self.items.len());
+        for (tp, query) in self.items {
+            out.push(shard.list_offset_owned(&tp, query).await);
+        }
+        out
+    }
+}
+
+/// Resolves once this shard appended anything after `seen` (its append
+/// generation) or at `deadline`: wakes long-polling fetches elsewhere.
+pub struct WatchAppends {
+    pub seen: u64,
+    pub deadline: Instant,
+}
+
+impl Call<Shard> for WatchAppends {
+    type Reply = ();
+
+    async fn run(self, shard: &Rc<Shard>) {
+        let wait = self.deadline.saturating_duration_since(Instant::now());
+        let appended = shard.log_dir.appended();
+        future::or(appended.changed(self.seen), async {
+            glommio::timer::sleep(wait).await;
+        })
+        .await;
+    }
+}
+
+/// A copy of the shard's measurements (for `/metrics`).
+pub struct TakeMetrics;
+
+impl Call<Shard> for TakeMetrics {
+    type Reply = Box<Snapshot>;
+
+    async fn run(self, shard: &Rc<Shard>) -> Box<Snapshot> {
+        Box::new(shard.metrics_snapshot())
+    }
+}
+
+impl Shard {
+    /// Appends one record set to a partition this shard owns.
+    async fn append(
+        &self,
+        tp: TopicPartition,
+        records: Bytes,
+        durability: Durability,
+    ) -> Result<Produced, ShardError> {
+        let partition = self.owned(&tp)?;
+        let batches = RecordBatch::split_all(records).map_err(LogError::from)?;
+        let started = Instant::now();
+        let info = partition.append(batches, durability).await?;
+        let appended = started.elapsed().saturating_sub(info.sync_wait);
+        self.metrics.record(Stage::Append, appended);
+        if durability == Durability::Synced {
+            self.metrics.record(Stage::FsyncWait, info.sync_wait);
+        }
+        Ok(Produced {
+            base_offset: info.base_offset,
+            log_start: partition.log_start(),
+        })
+    }
+
+    async fn read_owned(
+        &self,
+        tp: &TopicPartition,
+        offset: u64,
+        max_bytes: usize,
+    ) -> Result<Fetched, ShardError> {
+        let partition = self.owned(tp)?;
+        let high_watermark = partition.next_offset();
+        let log_start = partition.log_start();
+        let chunk = partition.read(offset, max_bytes).await?;
+        Ok(Fetched {
+            high_watermark,
+            log_start,
+            chunk,
+        })
+    }
+
+    async fn list_offset_owned(
+        &self,
+        tp: &TopicPartition,
+        query: OffsetQuery,
+    ) -> Result<Option<OffsetAt>, ShardError> {
+        let partition = self.owned(tp)?;
+        let at = |offset| OffsetAt {
+            offset,
+            timestamp: -1,
+        };
+        Ok(match query {
+            OffsetQuery::Latest => Some(at(partition.next_offset())),
+            OffsetQuery::Earliest => Some(at(partition.log_start())),
+            OffsetQuery::AtTime(ts) => partition
+                .offset_for_timestamp(ts)
+                .await?
+                .map(|(offset, timestamp)| OffsetAt { offset, timestamp }),
+        })
+    }
+
+    /// An open partition this shard owns, or UNKNOWN_TOPIC_OR_PARTITION.
+    fn owned(&self, tp: &TopicPartition) -> Result<Rc<crate::log::Partition>, ShardError> {
+        self.partition(tp)
+            .ok_or_else(|| ShardError::UnknownPartition(tp.clone()))
+    }
+}
