@@ -10,7 +10,7 @@ mod common;
 use common::{batch, run, tag_of, test_dir};
 use std::rc::Rc;
 use strom::config::BrokerConfig;
-use strom::log::{Durability, PartitionId, TopicPartition};
+use strom::log::{Durability, Offset, PartitionId, TopicPartition};
 use strom::shard::router::Router;
 use strom::shard::Shard;
 
@@ -43,8 +43,8 @@ fn dma_reads_work_on_a_fresh_empty_data_dir() {
             .await
             .unwrap();
         let p = shard.partition(&fresh).unwrap();
-        assert_eq!(p.next_offset(), 10);
-        let batches = p.read_batches(0, 1 << 20).await.unwrap();
+        assert_eq!(p.next_offset().get(), 10);
+        let batches = p.read_batches(Offset::new(0), 1 << 20).await.unwrap();
         let tags: Vec<u64> = batches.iter().map(tag_of).collect();
         assert_eq!(tags, (0..10).collect::<Vec<_>>());
     });

@@ -9,7 +9,7 @@ mod common;
 
 use common::{batch, open, run, small_config, split, tag_of, test_dir};
 use proptest::prelude::*;
-use strom::log::{Durability, LogConfig, LogError};
+use strom::log::{Durability, LogConfig, LogError, Offset};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -79,19 +79,19 @@ fn check(ops: Vec<Op>) {
                         .map(|&t| batch(t, records, value_len, t as i64))
                         .collect();
                     let info = p.append(input, Durability::Policy).await.unwrap();
-                    assert_eq!(info.base_offset, m.next);
+                    assert_eq!(info.base_offset.get(), m.next);
                     for t in tags {
                         let last = m.next + records as u64 - 1;
                         m.batches.push((m.next, last, t));
                         m.next = last + 1;
                     }
-                    assert_eq!(info.last_offset + 1, m.next);
+                    assert_eq!(info.last_offset.get() + 1, m.next);
                 }
                 Op::Read { at, max_bytes } => {
                     let start = m.batches.first().map_or(m.next, |b| b.0);
                     let span = m.next - start + 2;
                     let offset = start.saturating_sub(1) + u64::from(at) % span;
-                    let res = p.read(offset, max_bytes).await;
+                    let res = p.read(Offset::new(offset), max_bytes).await;
                     if offset < start || offset > m.next {
                         assert!(
                             matches!(res, Err(LogError::OffsetOutOfRange { .. })),
@@ -114,13 +114,13 @@ fn check(ops: Vec<Op>) {
                 }
                 Op::Flush => {
                     p.flush().await.unwrap();
-                    assert_eq!(p.durable_offset(), m.next);
+                    assert_eq!(p.durable_offset().get(), m.next);
                 }
                 Op::Roll => p.roll().await.unwrap(),
                 Op::Retention => {
-                    let before = p.log_start();
+                    let before = p.log_start().get();
                     p.enforce_retention(0).await.unwrap();
-                    let start = p.log_start();
+                    let start = p.log_start().get();
                     assert!(start >= before);
                     m.batches.retain(|b| b.0 >= start);
                     let first = m.batches.first().map_or(m.next, |b| b.0);
@@ -133,10 +133,10 @@ fn check(ops: Vec<Op>) {
                     p = open(&path, config()).await;
                 }
             }
-            assert_eq!(p.next_offset(), m.next);
-            assert!(p.log_start() <= p.durable_offset());
-            assert!(p.durable_offset() <= p.written_offset());
-            assert!(p.written_offset() <= p.next_offset());
+            assert_eq!(p.next_offset().get(), m.next);
+            assert!(p.log_start().get() <= p.durable_offset().get());
+            assert!(p.durable_offset().get() <= p.written_offset().get());
+            assert!(p.written_offset().get() <= p.next_offset().get());
         }
     });
 }

@@ -4,7 +4,9 @@
 mod common;
 
 use common::{batch, open, read_all, run, small_config, split, tag_of, test_dir};
-use strom::log::{BatchError, ColdReads, Durability, LogConfig, LogError, Partition, ReadChunk};
+use strom::log::{
+    BatchError, ColdReads, Durability, LogConfig, LogError, Offset, Partition, ReadChunk,
+};
 
 #[test]
 fn appended_batches_get_dense_offsets_and_read_back_hot_and_cold() {
@@ -31,26 +33,26 @@ fn dense_offsets_hot_and_cold(cold_reads: ColdReads) {
                 .append(vec![batch(tag, 3, 100, 1000)], Durability::Policy)
                 .await
                 .unwrap();
-            assert_eq!(info.base_offset, tag * 3);
-            assert_eq!(info.last_offset, tag * 3 + 2);
+            assert_eq!(info.base_offset.get(), tag * 3);
+            assert_eq!(info.last_offset.get(), tag * 3 + 2);
             expected.push(tag);
         }
-        assert_eq!(p.next_offset(), 600);
+        assert_eq!(p.next_offset().get(), 600);
         // The oldest batches have left the 16 KiB tail cache: a cold read.
-        let cold = p.read(0, 1024).await.unwrap();
+        let cold = p.read(Offset::new(0), 1024).await.unwrap();
         match cold_reads {
             ColdReads::Direct => assert!(matches!(cold, ReadChunk::Read(_))),
             ColdReads::Sendfile => assert!(matches!(cold, ReadChunk::File(_))),
         }
         // The newest are hot.
         assert!(matches!(
-            p.read(599, 1024).await.unwrap(),
+            p.read(Offset::new(599), 1024).await.unwrap(),
             ReadChunk::Cached(_)
         ));
         let got: Vec<u64> = read_all(&p, 0).await.iter().map(tag_of).collect();
         assert_eq!(got, expected);
         // Reading from the middle of a batch returns that whole batch.
-        let chunk = p.read(301, 1).await.unwrap();
+        let chunk = p.read(Offset::new(301), 1).await.unwrap();
         let batches = split(chunk.to_bytes_blocking().unwrap());
         assert_eq!(batches.len(), 1);
         assert_eq!(batches[0].base_offset(), 300);
@@ -74,31 +76,34 @@ fn reads_follow_kafka_rules_for_max_bytes_and_range() {
         }
         p.flush().await.unwrap();
         for offset in [0u64, 10, 49] {
-            let chunk = p.read(offset, 10).await.unwrap();
+            let chunk = p.read(Offset::new(offset), 10).await.unwrap();
             let batches = split(chunk.to_bytes_blocking().unwrap());
             assert_eq!(batches.len(), 1, "first batch always returned");
             assert_eq!(batches[0].base_offset(), offset as i64);
         }
-        let chunk = p.read(0, 9000).await.unwrap();
+        let chunk = p.read(Offset::new(0), 9000).await.unwrap();
         let batches = split(chunk.to_bytes_blocking().unwrap());
         assert!(batches.len() >= 2 && batches.iter().map(|b| b.len()).sum::<usize>() <= 9000);
-        assert!(p.read(50, 100).await.unwrap().is_empty());
+        assert!(p.read(Offset::new(50), 100).await.unwrap().is_empty());
         // A fetch whose byte budget is spent reads nothing but still checks
         // the offset.
-        assert!(p.read(0, 0).await.unwrap().is_empty());
-        assert!(p.read(49, 0).await.unwrap().is_empty());
+        assert!(p.read(Offset::new(0), 0).await.unwrap().is_empty());
+        assert!(p.read(Offset::new(49), 0).await.unwrap().is_empty());
         assert!(matches!(
-            p.read(51, 0).await,
+            p.read(Offset::new(51), 0).await,
             Err(LogError::OffsetOutOfRange { .. })
         ));
-        assert!(matches!(
-            p.read(51, 100).await,
-            Err(LogError::OffsetOutOfRange {
-                requested: 51,
-                log_start: 0,
-                log_end: 50
-            })
-        ));
+        let out_of_range = p.read(Offset::new(51), 100).await;
+        let Err(LogError::OffsetOutOfRange {
+            requested,
+            log_start,
+            log_end,
+        }) = out_of_range
+        else {
+            panic!("offset 51 is past the log end: {out_of_range:?}");
+        };
+        let range = (requested.get(), log_start.get(), log_end.get());
+        assert_eq!(range, (51, 0, 50));
     });
 }
 
@@ -124,7 +129,7 @@ fn invalid_batches_are_refused_and_nothing_is_appended() {
             res,
             Err(LogError::Batch(BatchError::MessageTooLarge { .. }))
         ));
-        assert_eq!(p.next_offset(), 0);
+        assert_eq!(p.next_offset().get(), 0);
         assert!(matches!(
             p.append(Vec::new(), Durability::Policy).await,
             Err(LogError::Batch(BatchError::InvalidRecord(_)))
@@ -137,7 +142,7 @@ fn invalid_batches_are_refused_and_nothing_is_appended() {
             p.append(vec![corrupt], Durability::Policy).await,
             Err(LogError::Batch(BatchError::CrcMismatch { .. }))
         ));
-        assert_eq!(p.next_offset(), 0);
+        assert_eq!(p.next_offset().get(), 0);
     });
 }
 
@@ -212,26 +217,32 @@ fn retention_deletes_whole_old_segments_and_advances_log_start() {
         let deleted = p.enforce_retention(0).await.unwrap();
         assert!(deleted > 0 && p.segment_count() == before - deleted);
         assert!(p.size_bytes() <= (100 << 10) + (64 << 10));
-        let start = p.log_start();
-        assert_eq!(start, p.segment_bases()[0]);
+        let start = p.log_start().get();
+        assert_eq!(start, p.segment_bases()[0].get());
         assert!(matches!(
-            p.read(0, 100).await,
+            p.read(Offset::new(0), 100).await,
             Err(LogError::OffsetOutOfRange { .. })
         ));
-        let first = split(p.read(start, 1).await.unwrap().to_bytes_blocking().unwrap());
+        let first = split(
+            p.read(Offset::new(start), 1)
+                .await
+                .unwrap()
+                .to_bytes_blocking()
+                .unwrap(),
+        );
         assert_eq!(first[0].base_offset() as u64, start);
         assert!(!path.join(format!("{:020}.log", 0)).exists());
         // By time: everything older than 60 s before t = 400 s goes, except
         // the active segment.
         p.enforce_retention(400_000 + 60_000 + 1).await.unwrap();
         assert_eq!(p.segment_count(), 1);
-        assert_eq!(p.log_start(), p.segment_bases()[0]);
-        assert_eq!(p.next_offset(), 400);
+        assert_eq!(p.log_start().get(), p.segment_bases()[0].get());
+        assert_eq!(p.next_offset().get(), 400);
         p.close().await.unwrap();
         drop(p);
         let p = open(&path, small_config()).await;
-        assert_eq!(p.next_offset(), 400);
-        assert!(p.log_start() > 0);
+        assert_eq!(p.next_offset().get(), 400);
+        assert!(p.log_start().get() > 0);
     });
 }
 
@@ -251,22 +262,25 @@ fn offset_lookup_by_timestamp_finds_the_first_record_at_or_after() {
             .unwrap();
         }
         assert!(p.segment_count() > 1);
-        assert_eq!(p.offset_for_timestamp(0).await.unwrap(), Some((0, 10_000)));
+        assert_eq!(
+            p.offset_for_timestamp(0).await.unwrap(),
+            Some((Offset::new(0), 10_000))
+        );
         assert_eq!(
             p.offset_for_timestamp(10_000).await.unwrap(),
-            Some((0, 10_000))
+            Some((Offset::new(0), 10_000))
         );
         assert_eq!(
             p.offset_for_timestamp(10_001).await.unwrap(),
-            Some((2, 10_010))
+            Some((Offset::new(2), 10_010))
         );
         assert_eq!(
             p.offset_for_timestamp(11_500).await.unwrap(),
-            Some((300, 11_500))
+            Some((Offset::new(300), 11_500))
         );
         assert_eq!(
             p.offset_for_timestamp(12_990).await.unwrap(),
-            Some((598, 12_990))
+            Some((Offset::new(598), 12_990))
         );
         assert_eq!(p.offset_for_timestamp(12_991).await.unwrap(), None);
         drop(p);
@@ -274,7 +288,7 @@ fn offset_lookup_by_timestamp_finds_the_first_record_at_or_after() {
         let p = open(&path, small_config()).await;
         assert_eq!(
             p.offset_for_timestamp(11_505).await.unwrap(),
-            Some((302, 11_510))
+            Some((Offset::new(302), 11_510))
         );
     });
 }
@@ -296,13 +310,13 @@ fn concurrent_flushes_share_fdatasyncs() {
                     .await
                     .unwrap();
                 p.flush().await.unwrap();
-                assert!(p.durable_offset() > info.last_offset);
+                assert!(p.durable_offset().get() > info.last_offset.get());
             }));
         }
         for t in tasks {
             t.await;
         }
-        assert_eq!(p.durable_offset(), 64);
+        assert_eq!(p.durable_offset().get(), 64);
         let syncs = p.fdatasyncs();
         assert!(syncs < 32, "{syncs} fdatasyncs for 64 flushes");
     });
@@ -324,18 +338,18 @@ fn flush_policy_flushes_by_message_count_and_age() {
         p.append_at(vec![batch(0, 9, 10, 0)], 0, Durability::Policy)
             .await
             .unwrap();
-        assert_eq!(p.durable_offset(), 0);
+        assert_eq!(p.durable_offset().get(), 0);
         p.append_at(vec![batch(1, 1, 10, 0)], 0, Durability::Policy)
             .await
             .unwrap();
-        assert_eq!(p.durable_offset(), 10, "flush.messages=10 reached");
+        assert_eq!(p.durable_offset().get(), 10, "flush.messages=10 reached");
         p.append_at(vec![batch(2, 1, 10, 0)], 5_000, Durability::Policy)
             .await
             .unwrap();
         assert!(!p.flush_if_due(5_999).await.unwrap());
-        assert_eq!(p.durable_offset(), 10);
+        assert_eq!(p.durable_offset().get(), 10);
         assert!(p.flush_if_due(6_000).await.unwrap());
-        assert_eq!(p.durable_offset(), 11);
+        assert_eq!(p.durable_offset().get(), 11);
     });
 }
 
@@ -360,7 +374,7 @@ fn missing_or_damaged_indexes_are_rebuilt_on_open() {
         let p: Partition = open(&path, small_config()).await;
         for offset in [0u64, 37, 70, 149] {
             let got = split(
-                p.read(offset, 1)
+                p.read(Offset::new(offset), 1)
                     .await
                     .unwrap()
                     .to_bytes_blocking()
@@ -396,10 +410,10 @@ fn an_append_never_waits_for_a_flush_ms_flush() {
         p.append_at(vec![batch(2, 1, 10, 0)], 9_000, Durability::Policy)
             .await
             .unwrap();
-        assert_eq!(p.durable_offset(), 0);
+        assert_eq!(p.durable_offset().get(), 0);
         assert_eq!(p.fdatasyncs(), 0);
         assert!(p.flush_if_due(9_000).await.unwrap());
-        assert_eq!(p.durable_offset(), 3);
+        assert_eq!(p.durable_offset().get(), 3);
     });
 }
 
@@ -419,9 +433,9 @@ fn flush_timer_makes_old_data_durable_without_an_explicit_flush() {
         p.append(vec![batch(0, 5, 100, 0)], Durability::Policy)
             .await
             .unwrap();
-        assert_eq!(p.durable_offset(), 0);
+        assert_eq!(p.durable_offset().get(), 0);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while p.durable_offset() < 5 {
+        while p.durable_offset().get() < 5 {
             assert!(
                 std::time::Instant::now() < deadline,
                 "flush.ms never flushed"
@@ -456,7 +470,7 @@ fn housekeeping_applies_retention_without_being_asked() {
         assert!(before > 3);
         strom::log::housekeeping::spawn(&p).detach();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while p.log_start() == 0 {
+        while p.log_start().get() == 0 {
             assert!(std::time::Instant::now() < deadline, "retention never ran");
             glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
         }
@@ -506,10 +520,10 @@ fn flushes_keep_zeros_ahead_that_sealing_and_recovery_remove() {
             tag += 1;
         }
         let bases = p.segment_bases();
-        let sealed_len = std::fs::metadata(log_file(bases[0])).unwrap().len();
+        let sealed_len = std::fs::metadata(log_file(bases[0].get())).unwrap().len();
         // Exactly its batches: no zeros, and no padded last block that a
         // late rewrite put back after the cut.
-        let raw = std::fs::read(log_file(bases[0])).unwrap();
+        let raw = std::fs::read(log_file(bases[0].get())).unwrap();
         let sealed_batches = split(bytes::Bytes::from(raw));
         assert_eq!(
             sealed_len,
@@ -524,7 +538,7 @@ fn flushes_keep_zeros_ahead_that_sealing_and_recovery_remove() {
         let on_disk: u64 = p
             .segment_bases()
             .iter()
-            .map(|&b| std::fs::metadata(log_file(b)).unwrap().len())
+            .map(|&b| std::fs::metadata(log_file(b.get())).unwrap().len())
             .sum();
         assert_eq!(on_disk, p.size_bytes());
         p.append(vec![batch(tag, 2, 1000, 1000)], Durability::Policy)

@@ -55,7 +55,7 @@ fn check_reopened(dir: PathBuf, expect: u64) {
     run(move || async move {
         let p = open(&dir, config()).await;
         assert_eq!(
-            p.next_offset(),
+            p.next_offset().get(),
             expect_offsets(expect),
             "log end after recovery"
         );
@@ -65,7 +65,7 @@ fn check_reopened(dir: PathBuf, expect: u64) {
             .append(vec![batch(999, 1, 10, 0)], Durability::Policy)
             .await
             .unwrap();
-        assert_eq!(info.base_offset, expect_offsets(expect));
+        assert_eq!(info.base_offset.get(), expect_offsets(expect));
         p.close().await.unwrap();
     })
 }

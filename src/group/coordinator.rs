@@ -129,7 +129,7 @@ impl GroupCoordinator {
         while offset < log.next_offset() {
             let batches = log.read_batches(offset, 1 << 20).await?;
             let Some(last) = batches.last() else { break };
-            offset = last.last_offset() as u64 + 1;
+            offset = last.next();
             for batch in &batches {
                 for r in batch.records() {
                     let (Some(k), v) = (r.key, r.value.unwrap_or_default()) else {

@@ -31,6 +31,8 @@
 //!   waits for zeros in flight), and by recovery after a crash.
 
 use super::config::LogConfig;
+use super::error::IoFailure;
+use super::offset::Offset;
 use glommio::io::{DmaBuffer, DmaFile};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -107,10 +109,10 @@ struct WriteProgress {
     /// Every byte before this file position is in the file.
     written: u64,
     /// (logical end of a batch, the offset after it), oldest first.
-    marks: VecDeque<(u64, u64)>,
+    marks: VecDeque<(u64, Offset)>,
     /// Every batch below this offset is in the file.
-    written_offset: u64,
-    error: Option<String>,
+    written_offset: Offset,
+    error: Option<IoFailure>,
     /// While a region is being zeroed: where it starts, and how far the
     /// zeros are written (pieces go in order).
     zeroing: Option<(u64, u64)>,
@@ -121,7 +123,7 @@ struct WriteProgress {
 }
 
 impl WriteProgress {
-    fn complete(&mut self, seq: u64, result: Result<(), String>) {
+    fn complete(&mut self, seq: u64, result: Result<(), IoFailure>) {
         match result {
             Ok(()) => {
                 if let Some(entry) = self.pending.iter_mut().find(|e| e.0 == seq) {
@@ -159,7 +161,7 @@ impl SegmentAppender {
         config: &LogConfig,
         size: u64,
         tail_block: &[u8],
-        next_offset: u64,
+        next_offset: Offset,
     ) -> SegmentAppender {
         let align = write_alignment(&file) as usize;
         let capacity = config.write_buffer_bytes.max(align).next_multiple_of(align);
@@ -211,7 +213,7 @@ impl SegmentAppender {
     }
 
     /// Every batch below this offset is in the file.
-    pub fn written_offset(&self) -> u64 {
+    pub fn written_offset(&self) -> Offset {
         self.progress.borrow().written_offset
     }
 
@@ -220,13 +222,13 @@ impl SegmentAppender {
         self.progress.borrow().pending.len()
     }
 
-    pub fn error(&self) -> Option<String> {
+    pub fn error(&self) -> Option<IoFailure> {
         self.progress.borrow().error.clone()
     }
 
     /// Copies one batch in; `next_offset` is the offset after it. Full
     /// buffers are written in the background.
-    pub fn append(&mut self, mut data: &[u8], next_offset: u64) {
+    pub fn append(&mut self, mut data: &[u8], next_offset: Offset) {
         while !data.is_empty() {
             let n = data.len().min(self.capacity - self.buf_len);
             self.buf.as_bytes_mut()[self.buf_len..self.buf_len + n].copy_from_slice(&data[..n]);
@@ -370,8 +372,8 @@ impl SegmentAppender {
             .await;
             let result = match file.write_at(buf, pos).await {
                 Ok(n) if n == want => Ok(()),
-                Ok(n) => Err(format!("short write at {pos}: {n} of {want} bytes")),
-                Err(e) => Err(format!("write at {pos}: {e}")),
+                Ok(n) => Err(short_write(pos, n, want)),
+                Err(e) => Err(IoFailure::new(format!("write at {pos}"), e.into())),
             };
             progress.borrow_mut().complete(seq, result);
         })
@@ -393,7 +395,7 @@ async fn write_zeros(
     from: u64,
     to: u64,
     progress: &RefCell<WriteProgress>,
-) -> Result<(), String> {
+) -> Result<(), IoFailure> {
     let zeros = ZEROS.with(Rc::clone);
     let len = zeros.len();
     let mut pos = from;
@@ -407,13 +409,22 @@ async fn write_zeros(
                     w.wake();
                 }
             }
-            Ok(n) => return Err(format!("short write of zeros at {pos}: {n} of {len} bytes")),
-            Err(e) => return Err(format!("writing zeros at {pos}: {e}")),
+            Ok(n) => return Err(short_write(pos, n, len)),
+            Err(e) => return Err(IoFailure::new(format!("writing zeros at {pos}"), e.into())),
         }
     }
     file.fdatasync()
         .await
-        .map_err(|e| format!("fdatasync after zeroing: {e}"))
+        .map_err(|e| IoFailure::new("fdatasync after zeroing", e.into()))
+}
+
+/// A write the kernel took only part of: on a regular file, a full disk.
+fn short_write(pos: u64, written: usize, wanted: usize) -> IoFailure {
+    let why = std::io::Error::new(
+        std::io::ErrorKind::WriteZero,
+        format!("{written} of {wanted} bytes written"),
+    );
+    IoFailure::new(format!("short write at {pos}"), why)
 }
 
 /// Waits on an appender's background writes.
@@ -421,19 +432,19 @@ pub struct WriteWatch(Rc<RefCell<WriteProgress>>);
 
 impl WriteWatch {
     /// Resolves once every byte before `end` is in the file.
-    pub async fn wait_written(&self, end: u64) -> Result<(), String> {
+    pub async fn wait_written(&self, end: u64) -> Result<(), IoFailure> {
         wait_until(&self.0, |p| p.written >= end).await
     }
 
     /// Resolves once no zeros are being written. A segment waits for this
     /// before it is cut to its batches (sealed) or closed, so no zeros
     /// land after the cut.
-    pub async fn wait_zeroing_done(&self) -> Result<(), String> {
+    pub async fn wait_zeroing_done(&self) -> Result<(), IoFailure> {
         wait_until(&self.0, |p| p.zeroing.is_none()).await
     }
 
     /// Resolves once at most `limit` writes are in flight.
-    pub async fn wait_in_flight_at_most(&self, limit: usize) -> Result<(), String> {
+    pub async fn wait_in_flight_at_most(&self, limit: usize) -> Result<(), IoFailure> {
         wait_until(&self.0, |p| p.pending.len() <= limit).await
     }
 }
@@ -442,13 +453,13 @@ impl WriteWatch {
 fn wait_until<'a>(
     progress: &'a Rc<RefCell<WriteProgress>>,
     ready: impl Fn(&WriteProgress) -> bool + 'a,
-) -> impl Future<Output = Result<(), String>> + 'a {
+) -> impl Future<Output = Result<(), IoFailure>> + 'a {
     struct Wait<'a, F> {
         progress: &'a Rc<RefCell<WriteProgress>>,
         ready: F,
     }
     impl<F: Fn(&WriteProgress) -> bool> Future for Wait<'_, F> {
-        type Output = Result<(), String>;
+        type Output = Result<(), IoFailure>;
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
             let mut p = self.progress.borrow_mut();
             if let Some(e) = &p.error {

@@ -11,6 +11,7 @@
 //! short) from a corrupt batch (bad CRC) and a producer's batch can be
 //! rejected with the right Kafka error.
 
+use super::offset::{LeaderEpoch, Offset, ProducerId};
 use bytes::{Bytes, BytesMut};
 
 /// Bytes before the `batchLength` field's value starts counting.
@@ -197,8 +198,27 @@ impl RecordBatch {
         self.base_offset() + i64::from(self.last_offset_delta())
     }
 
-    pub fn partition_leader_epoch(&self) -> i32 {
-        read_i32(&self.bytes, PARTITION_LEADER_EPOCH)
+    /// The first record's offset in a batch the log stored (the log gave
+    /// it). A negative header — possible only in a batch a producer sent,
+    /// before the log assigns its offsets — reads as 0.
+    pub fn base(&self) -> Offset {
+        Offset::from_i64(self.base_offset()).unwrap_or(Offset::ZERO)
+    }
+
+    /// The offset after the batch's last record, in a batch the log stored
+    /// (a negative delta, which `validate_for_append` refuses, counts as 0).
+    pub fn next(&self) -> Offset {
+        let delta = u64::try_from(self.last_offset_delta()).unwrap_or(0);
+        self.base().plus(delta).next()
+    }
+
+    /// How many offsets the batch spans (at least one).
+    pub fn offset_count(&self) -> u64 {
+        self.next().since(self.base())
+    }
+
+    pub fn partition_leader_epoch(&self) -> LeaderEpoch {
+        LeaderEpoch(read_i32(&self.bytes, PARTITION_LEADER_EPOCH))
     }
 
     pub fn magic(&self) -> i8 {
@@ -242,8 +262,8 @@ impl RecordBatch {
         read_i64(&self.bytes, MAX_TIMESTAMP)
     }
 
-    pub fn producer_id(&self) -> i64 {
-        read_i64(&self.bytes, PRODUCER_ID)
+    pub fn producer_id(&self) -> ProducerId {
+        ProducerId(read_i64(&self.bytes, PRODUCER_ID))
     }
 
     pub fn record_count(&self) -> i32 {
@@ -254,14 +274,14 @@ impl RecordBatch {
     /// the CRC, so the batch stays valid. The bytes are patched in place when
     /// this batch is their only owner (a request buffer split per batch);
     /// only a shared buffer is copied first.
-    pub fn assign_offset_and_epoch(&mut self, base_offset: i64, leader_epoch: i32) {
+    pub fn assign_offset_and_epoch(&mut self, base_offset: Offset, leader_epoch: LeaderEpoch) {
         let shared = std::mem::take(&mut self.bytes);
         let mut out = shared
             .try_into_mut()
             .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-        out[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
+        out[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&base_offset.to_i64().to_be_bytes());
         out[PARTITION_LEADER_EPOCH..PARTITION_LEADER_EPOCH + 4]
-            .copy_from_slice(&leader_epoch.to_be_bytes());
+            .copy_from_slice(&leader_epoch.0.to_be_bytes());
         self.bytes = out.freeze();
     }
 
@@ -282,21 +302,22 @@ impl RecordBatch {
     /// record (offset and timestamp from the header) stands for all of them
     /// when the batch's max timestamp qualifies, so a seek by time starts at
     /// most one batch early, never late.
-    pub fn first_offset_at_or_after(&self, target: i64) -> Option<(i64, i64)> {
+    pub fn first_offset_at_or_after(&self, target: i64) -> Option<(Offset, i64)> {
         if self.max_timestamp() < target {
             return None;
         }
         if self.compression() != 0 || self.is_log_append_time() {
-            return Some((self.base_offset(), self.base_timestamp()));
+            return Some((self.base(), self.base_timestamp()));
         }
         let base_ts = self.base_timestamp();
         for record in self.records() {
             let ts = base_ts.saturating_add(record.timestamp_delta);
             if ts >= target {
-                return Some((self.base_offset() + i64::from(record.offset_delta), ts));
+                let delta = u64::try_from(record.offset_delta).unwrap_or(0);
+                return Some((self.base().plus(delta), ts));
             }
         }
-        Some((self.base_offset(), self.max_timestamp()))
+        Some((self.base(), self.max_timestamp()))
     }
 }
 
@@ -564,11 +585,15 @@ mod tests {
     fn rewriting_offset_and_epoch_keeps_the_crc_valid() {
         let b = RecordBatch::split_first(&mut valid()).unwrap();
         let mut moved = b.clone();
-        moved.assign_offset_and_epoch(12_345, 7);
+        moved.assign_offset_and_epoch(Offset::new(12_345), LeaderEpoch(7));
         moved.validate().unwrap();
         assert_eq!(moved.base_offset(), 12_345);
         assert_eq!(moved.last_offset(), 12_347);
-        assert_eq!(moved.partition_leader_epoch(), 7);
+        assert_eq!(moved.partition_leader_epoch(), LeaderEpoch(7));
+        assert_eq!(
+            (moved.base(), moved.next()),
+            (Offset::new(12_345), Offset::new(12_348))
+        );
         assert_eq!(&moved.as_bytes()[21..], &b.as_bytes()[21..]);
     }
 
@@ -621,10 +646,11 @@ mod tests {
             })
             .collect();
         let mut b = RecordBatch::split_first(&mut batch(1000, &recs)).unwrap();
-        b.assign_offset_and_epoch(100, 0);
-        assert_eq!(b.first_offset_at_or_after(0), Some((100, 1000)));
-        assert_eq!(b.first_offset_at_or_after(1005), Some((101, 1010)));
-        assert_eq!(b.first_offset_at_or_after(1020), Some((102, 1020)));
+        b.assign_offset_and_epoch(Offset::new(100), LeaderEpoch::FIRST);
+        let at = |o| Some((Offset::new(o), 1000 + (o as i64 - 100) * 10));
+        assert_eq!(b.first_offset_at_or_after(0), at(100));
+        assert_eq!(b.first_offset_at_or_after(1005), at(101));
+        assert_eq!(b.first_offset_at_or_after(1020), at(102));
         assert_eq!(b.first_offset_at_or_after(1021), None);
     }
 }

@@ -3,12 +3,15 @@
 //! Knows nothing of the network. A `Partition` is owned by one shard and
 //! used from that shard's tasks only; nothing here is `Send`.
 //!
+//! - `offset`: `Offset`, `LeaderEpoch`, `ProducerId`: what a log counts.
 //! - `batch`: RecordBatch v2 view, validation, offset assignment.
 //! - `segment`: one `.log` with its `.index` / `.timeindex`; batch scanning.
 //! - `appender`: the O_DIRECT write path of the active segment.
 //! - `index`, `time_index`: the sparse indexes, Kafka's file formats.
 //! - `tail_cache`: recent batches in memory for consumers at the tail.
-//! - `partition`: append / read / flush / roll / retention / time lookup.
+//! - `partition`: append / flush / roll, the positions a log keeps.
+//! - `reader`: reads for fetches, the log's own reads, time lookup.
+//! - `retention`: deleting whole segments from the front.
 //! - `housekeeping`: `flush.ms` and retention, a timer per partition.
 //! - `recovery`: truncating torn tails and rebuilding indexes on open.
 //! - `log_dir`: the data directory and the one way to open a partition.
@@ -26,8 +29,11 @@ pub mod housekeeping;
 pub mod index;
 pub mod io_probe;
 pub mod log_dir;
+pub mod offset;
 pub mod partition;
+pub mod reader;
 pub mod recovery;
+pub mod retention;
 pub mod segment;
 pub mod tail_cache;
 pub mod time_index;
@@ -36,8 +42,11 @@ pub mod topic_partition;
 pub use append_signal::AppendSignal;
 pub use batch::{BatchError, RecordBatch};
 pub use config::{ColdReads, LogConfig};
+pub use error::IoFailure;
 pub use error::{LogError, Result};
 pub use log_dir::LogDir;
-pub use partition::{AppendInfo, Durability, Partition, ReadChunk};
+pub use offset::{LeaderEpoch, Offset, ProducerEpoch, ProducerId};
+pub use partition::{AppendInfo, Durability, Partition};
+pub use reader::ReadChunk;
 pub use segment::FileSlice;
 pub use topic_partition::{PartitionId, TopicPartition};

@@ -14,6 +14,7 @@ use super::appender::{write_alignment, SegmentAppender};
 use super::config::LogConfig;
 use super::error::{IoContext, Result};
 use super::index::OffsetIndex;
+use super::offset::Offset;
 use super::segment::{
     file_name, read_file, write_file_durably, BatchScanner, Scanned, Segment, SegmentFiles,
 };
@@ -44,7 +45,7 @@ async fn scan(files: Rc<SegmentFiles>, config: &LogConfig) -> Result<Scan> {
     loop {
         match scanner.batch(pos).await? {
             Scanned::Batch(batch) => {
-                if batch.base_offset() < 0 || batch.base_offset() as u64 != segment.next_offset {
+                if Offset::from_i64(batch.base_offset()) != Some(segment.next_offset) {
                     reason = Some(format!(
                         "batch at {pos} has base offset {}, expected {}",
                         batch.base_offset(),
@@ -90,7 +91,11 @@ async fn is_zero_padding(files: &SegmentFiles, from: u64, to: u64) -> Result<boo
 }
 
 /// Recovers the active segment and gives it an appender.
-pub async fn recover_active(dir: &Path, base_offset: u64, config: &LogConfig) -> Result<Segment> {
+pub async fn recover_active(
+    dir: &Path,
+    base_offset: Offset,
+    config: &LogConfig,
+) -> Result<Segment> {
     let files = Rc::new(SegmentFiles::open(dir, base_offset, false).await?);
     let Scan {
         mut segment,
@@ -133,8 +138,8 @@ pub async fn recover_active(dir: &Path, base_offset: u64, config: &LogConfig) ->
 /// Opens a sealed segment whose successor starts at `next_offset`.
 pub async fn open_sealed(
     dir: &Path,
-    base_offset: u64,
-    next_offset: u64,
+    base_offset: Offset,
+    next_offset: Offset,
     config: &LogConfig,
 ) -> Result<Segment> {
     let files = Rc::new(SegmentFiles::open(dir, base_offset, false).await?);
@@ -148,7 +153,7 @@ pub async fn open_sealed(
     let loaded = match (index, time_index) {
         (Some(i), Some(t)) => OffsetIndex::decode(&i, size)
             .ok()
-            .zip(TimeIndex::decode(&t, next_offset - base_offset)),
+            .zip(TimeIndex::decode(&t, next_offset.since(base_offset))),
         _ => None,
     };
     if let Some((index, time_index)) = loaded {
@@ -199,7 +204,12 @@ pub async fn seal_indexes(dir: &Path, segment: &mut Segment) -> Result<()> {
     .await
 }
 
-pub async fn write_indexes(dir: &Path, base: u64, index: &[u8], time_index: &[u8]) -> Result<()> {
+pub async fn write_indexes(
+    dir: &Path,
+    base: Offset,
+    index: &[u8],
+    time_index: &[u8],
+) -> Result<()> {
     write_file_durably(&dir.join(file_name(base, "index")), index).await?;
     write_file_durably(&dir.join(file_name(base, "timeindex")), time_index).await
 }

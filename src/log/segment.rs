@@ -15,6 +15,7 @@ use super::appender::SegmentAppender;
 use super::batch::{peek_batch_size, RecordBatch, HEADER_LEN, LOG_OVERHEAD};
 use super::error::{IoContext, Result};
 use super::index::OffsetIndex;
+use super::offset::Offset;
 use super::time_index::TimeIndex;
 use bytes::Bytes;
 use glommio::io::{DmaFile, OpenOptions};
@@ -28,7 +29,7 @@ const SCAN_WINDOW: usize = 256 << 10;
 
 /// The files of one segment, shared with reads in flight.
 pub struct SegmentFiles {
-    pub base_offset: u64,
+    pub base_offset: Offset,
     pub log_path: PathBuf,
     pub dma: Rc<DmaFile>,
     reader: RefCell<Option<Arc<std::fs::File>>>,
@@ -50,12 +51,12 @@ impl std::fmt::Debug for FileSlice {
     }
 }
 
-pub fn file_name(base_offset: u64, extension: &str) -> String {
-    format!("{base_offset:020}.{extension}")
+pub fn file_name(base_offset: Offset, extension: &str) -> String {
+    format!("{:020}.{extension}", base_offset.get())
 }
 
 impl SegmentFiles {
-    pub async fn open(dir: &Path, base_offset: u64, create: bool) -> Result<SegmentFiles> {
+    pub async fn open(dir: &Path, base_offset: Offset, create: bool) -> Result<SegmentFiles> {
         let log_path = dir.join(file_name(base_offset, "log"));
         let dma = OpenOptions::new()
             .read(true)
@@ -114,7 +115,7 @@ pub struct Segment {
     /// Logical size: the end of the last whole batch.
     pub size: u64,
     /// The offset after the last batch.
-    pub next_offset: u64,
+    pub next_offset: Offset,
     pub index: OffsetIndex,
     pub time_index: TimeIndex,
     /// Bytes appended since the last offset-index entry.
@@ -144,30 +145,31 @@ impl Segment {
         }
     }
 
-    pub fn base_offset(&self) -> u64 {
+    pub fn base_offset(&self) -> Offset {
         self.files.base_offset
     }
 
     /// Records a batch that now occupies `[position, position + len)`.
     pub fn note_batch(&mut self, position: u64, batch: &RecordBatch, index_interval_bytes: u64) {
-        let relative = (batch.base_offset() as u64 - self.base_offset()) as u32;
+        let relative = batch.base().relative_to(self.base_offset());
         self.max_timestamp = self.max_timestamp.max(batch.max_timestamp());
         // The batch at position 0 needs no entry: lookups default to it.
         if position > 0 && self.bytes_since_index >= index_interval_bytes {
-            self.index.push(relative, position as u32);
+            self.index.push(relative, index_position(position));
             self.time_index.maybe_push(self.max_timestamp, relative);
             self.bytes_since_index = 0;
         }
         self.bytes_since_index += batch.len() as u64;
         self.size = position + batch.len() as u64;
-        self.next_offset = batch.last_offset() as u64 + 1;
+        self.next_offset = batch.next();
     }
 
     /// Adds the time-index entry written at seal time, which carries the
     /// segment's largest timestamp through its last offset.
     pub fn finish_time_index(&mut self) {
         if self.next_offset > self.base_offset() {
-            let last_relative = (self.next_offset - 1 - self.base_offset()) as u32;
+            let last = Offset::new(self.next_offset.get() - 1);
+            let last_relative = last.relative_to(self.base_offset());
             self.time_index
                 .maybe_push(self.max_timestamp, last_relative);
         }
@@ -180,6 +182,12 @@ impl Segment {
             None => self.size,
         }
     }
+}
+
+/// A byte position in a segment as the offset index stores it: a segment
+/// holds at most `segment.bytes`, which is at most i32::MAX.
+pub fn index_position(position: u64) -> u32 {
+    u32::try_from(position).expect("positions in a segment fit u32 (segment.bytes <= i32::MAX)")
 }
 
 /// Walks batches of a segment file with large DMA reads.

@@ -7,12 +7,13 @@
 //! the rule that cold reads stop at the written position, a reader can never
 //! see a byte the file does not hold yet.
 
+use super::offset::Offset;
 use bytes::Bytes;
 use std::collections::VecDeque;
 
 struct Entry {
-    base_offset: u64,
-    next_offset: u64,
+    base_offset: Offset,
+    next_offset: Offset,
     bytes: Bytes,
 }
 
@@ -23,7 +24,7 @@ pub struct TailCache {
 }
 
 impl TailCache {
-    pub fn push(&mut self, base_offset: u64, next_offset: u64, bytes: Bytes) {
+    pub fn push(&mut self, base_offset: Offset, next_offset: Offset, bytes: Bytes) {
         if let Some(last) = self.entries.back() {
             assert_eq!(
                 last.next_offset, base_offset,
@@ -39,7 +40,7 @@ impl TailCache {
     }
 
     /// The lowest offset the cache can serve, if any.
-    pub fn first_offset(&self) -> Option<u64> {
+    pub fn first_offset(&self) -> Option<Offset> {
         self.entries.front().map(|e| e.base_offset)
     }
 
@@ -49,7 +50,7 @@ impl TailCache {
 
     /// Drops the oldest batches while over `budget`, but never one at or
     /// past `written_offset`.
-    pub fn evict(&mut self, budget: usize, written_offset: u64) {
+    pub fn evict(&mut self, budget: usize, written_offset: Offset) {
         while self.bytes > budget {
             match self.entries.front() {
                 Some(e) if e.next_offset <= written_offset => {
@@ -62,7 +63,7 @@ impl TailCache {
     }
 
     /// Drops every batch that ends at or before `offset` (retention).
-    pub fn drop_below(&mut self, offset: u64) {
+    pub fn drop_below(&mut self, offset: Offset) {
         while let Some(e) = self.entries.front() {
             if e.next_offset > offset {
                 break;
@@ -74,7 +75,7 @@ impl TailCache {
 
     /// Whole batches from the one holding `offset`, as many as fit in
     /// `max_bytes` but at least one. Empty if `offset` is not cached.
-    pub fn read(&self, offset: u64, max_bytes: usize) -> Vec<Bytes> {
+    pub fn read(&self, offset: Offset, max_bytes: usize) -> Vec<Bytes> {
         let start = self.entries.partition_point(|e| e.next_offset <= offset);
         let mut entries = self.entries.range(start..);
         let mut out = Vec::new();
@@ -98,31 +99,35 @@ impl TailCache {
 mod tests {
     use super::*;
 
+    const fn at(offset: u64) -> Offset {
+        Offset::new(offset)
+    }
+
     fn cache() -> TailCache {
         let mut c = TailCache::default();
-        c.push(0, 2, Bytes::from(vec![0u8; 100]));
-        c.push(2, 5, Bytes::from(vec![1u8; 100]));
-        c.push(5, 6, Bytes::from(vec![2u8; 100]));
+        c.push(at(0), at(2), Bytes::from(vec![0u8; 100]));
+        c.push(at(2), at(5), Bytes::from(vec![1u8; 100]));
+        c.push(at(5), at(6), Bytes::from(vec![2u8; 100]));
         c
     }
 
     #[test]
     fn read_returns_whole_batches_and_at_least_one() {
         let c = cache();
-        assert_eq!(c.read(3, 150).len(), 1);
-        assert_eq!(c.read(3, 200).len(), 2);
-        assert_eq!(c.read(0, 10).len(), 1);
-        assert_eq!(c.read(6, 1000).len(), 0);
-        assert_eq!(c.read(1, 1000)[0][0], 0);
+        assert_eq!(c.read(at(3), 150).len(), 1);
+        assert_eq!(c.read(at(3), 200).len(), 2);
+        assert_eq!(c.read(at(0), 10).len(), 1);
+        assert_eq!(c.read(at(6), 1000).len(), 0);
+        assert_eq!(c.read(at(1), 1000)[0][0], 0);
     }
 
     #[test]
     fn eviction_never_drops_unwritten_batches() {
         let mut c = cache();
-        c.evict(0, 2);
-        assert_eq!(c.first_offset(), Some(2));
+        c.evict(0, at(2));
+        assert_eq!(c.first_offset(), Some(at(2)));
         assert_eq!(c.bytes(), 200);
-        c.evict(0, 6);
+        c.evict(0, at(6));
         assert_eq!(c.first_offset(), None);
     }
 }

@@ -1,6 +1,8 @@
 //! Kafka's error codes, and the mapping from strom's typed errors.
 
 use crate::group::GroupError;
+#[cfg(test)]
+use crate::log::Offset;
 use crate::log::{BatchError, LogError};
 use crate::shard::topics::TopicError;
 use crate::shard::ShardError;
@@ -104,7 +106,9 @@ impl From<&LogError> for ErrorCode {
         match e {
             LogError::Batch(b) => b.into(),
             LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
-            LogError::Io { .. } | LogError::Offline(_) => ErrorCode::KafkaStorageError,
+            LogError::Io(_) | LogError::Offline(_) | LogError::Closed => {
+                ErrorCode::KafkaStorageError
+            }
             LogError::Corrupt(_) => ErrorCode::UnknownServerError,
         }
     }
@@ -153,9 +157,9 @@ mod tests {
         let huge = BatchError::RecordListTooLarge { size: 2, max: 1 };
         assert_eq!(ErrorCode::from(&LogError::Batch(huge)).code(), 18);
         let oor = LogError::OffsetOutOfRange {
-            requested: 9,
-            log_start: 0,
-            log_end: 1,
+            requested: Offset::new(9),
+            log_start: Offset::ZERO,
+            log_end: Offset::new(1),
         };
         assert_eq!(ErrorCode::from(&oor).code(), 1);
     }

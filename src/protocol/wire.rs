@@ -2,7 +2,7 @@
 //! A value that does not convert is a Kafka error for that item, chosen
 //! by the API at hand, never a cast.
 
-use crate::log::{PartitionId, TopicPartition};
+use crate::log::{Offset, PartitionId, TopicPartition};
 
 /// A topic and a wire partition index; `None` for a negative index.
 pub fn topic_partition(topic: &str, index: i32) -> Option<TopicPartition> {
@@ -11,14 +11,13 @@ pub fn topic_partition(topic: &str, index: i32) -> Option<TopicPartition> {
 }
 
 /// A wire offset (INT64); `None` if negative.
-pub fn offset(offset: i64) -> Option<u64> {
-    u64::try_from(offset).ok()
+pub fn offset(offset: i64) -> Option<Offset> {
+    Offset::from_i64(offset)
 }
 
-/// An offset's wire form (INT64). Offsets stay below 2^63: each is one
-/// past a record the log stored, and a log holds far fewer.
-pub fn offset_to_wire(offset: u64) -> i64 {
-    i64::try_from(offset).unwrap_or(i64::MAX)
+/// An offset's wire form (INT64).
+pub fn offset_to_wire(offset: Offset) -> i64 {
+    offset.to_i64()
 }
 
 /// A non-negative wire count or size (INT32), as a `usize`; negative
@@ -39,8 +38,8 @@ mod tests {
             Some(3)
         );
         assert_eq!(offset(-2), None);
-        assert_eq!(offset(5), Some(5));
-        assert_eq!(offset_to_wire(u64::MAX), i64::MAX);
+        assert_eq!(offset(5), Some(Offset::new(5)));
+        assert_eq!(offset_to_wire(Offset::new(5)), 5);
         assert_eq!(size(-1), 0);
     }
 }

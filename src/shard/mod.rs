@@ -182,8 +182,8 @@ impl Shard {
                 topic: tp.topic.clone(),
                 partition: tp.partition.index(),
                 shard: self.id().index(),
-                log_start_offset: p.log_start(),
-                log_end_offset: p.next_offset(),
+                log_start_offset: p.log_start().get(),
+                log_end_offset: p.next_offset().get(),
                 size_bytes: p.size_bytes(),
             });
         }

@@ -9,7 +9,7 @@
 
 use super::router::Call;
 use super::{Shard, ShardError};
-use crate::log::{Durability, LogError, ReadChunk, RecordBatch, TopicPartition};
+use crate::log::{Durability, LogError, Offset, ReadChunk, RecordBatch, TopicPartition};
 use crate::metrics::{Snapshot, Stage};
 use bytes::Bytes;
 use futures_lite::future;
@@ -27,8 +27,8 @@ pub struct Produce {
 /// Where one produced record set went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Produced {
-    pub base_offset: u64,
-    pub log_start: u64,
+    pub base_offset: Offset,
+    pub log_start: Offset,
 }
 
 impl Call<Shard> for Produce {
@@ -51,7 +51,7 @@ impl Call<Shard> for Produce {
 /// byte limit.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadRange {
-    pub offset: u64,
+    pub offset: Offset,
     pub max_bytes: usize,
 }
 
@@ -65,8 +65,8 @@ pub struct Read {
 
 /// One partition's share of a fetch.
 pub struct Fetched {
-    pub high_watermark: u64,
-    pub log_start: u64,
+    pub high_watermark: Offset,
+    pub log_start: Offset,
     pub chunk: ReadChunk,
 }
 
@@ -113,7 +113,7 @@ pub enum OffsetQuery {
 /// earliest and latest, as Kafka answers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OffsetAt {
-    pub offset: u64,
+    pub offset: Offset,
     pub timestamp: i64,
 }
 
@@ -191,7 +191,7 @@ impl Shard {
     async fn read_owned(
         &self,
         tp: &TopicPartition,
-        offset: u64,
+        offset: Offset,
         max_bytes: usize,
     ) -> Result<Fetched, ShardError> {
         let partition = self.owned(tp)?;

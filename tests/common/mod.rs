@@ -7,7 +7,7 @@ use bytes::Bytes;
 use std::future::Future;
 use std::path::Path;
 use strom::log::batch::build;
-use strom::log::{LogConfig, Partition, RecordBatch};
+use strom::log::{LogConfig, Offset, Partition, RecordBatch};
 
 /// A temp dir on the real disk (not tmpfs), so O_DIRECT and the io-poll
 /// probe behave as in production.
@@ -98,14 +98,14 @@ pub async fn open(dir: &Path, config: LogConfig) -> Partition {
 /// Every batch from `from` to the log end, through `read` (hot or cold).
 pub async fn read_all(p: &Partition, from: u64) -> Vec<RecordBatch> {
     let mut out = Vec::new();
-    let mut offset = from;
+    let mut offset = Offset::new(from);
     while offset < p.next_offset() {
         let chunk = p.read(offset, 16 << 10).await.expect("read");
         let batches = split(chunk.to_bytes_blocking().expect("bytes"));
         assert!(!batches.is_empty(), "no progress at {offset}");
         for b in batches {
-            if b.last_offset() >= offset as i64 {
-                offset = b.last_offset() as u64 + 1;
+            if b.next() > offset {
+                offset = b.next();
                 out.push(b);
             }
         }
