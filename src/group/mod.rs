@@ -23,7 +23,7 @@ pub mod coordinator;
 pub mod membership;
 pub mod store;
 
-use crate::log::PartitionId;
+use crate::log::{LeaderEpoch, PartitionId};
 use bytes::Bytes;
 use std::time::Duration;
 
@@ -211,7 +211,7 @@ impl SyncResponse {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Committed {
     pub offset: i64,
-    pub leader_epoch: i32,
+    pub leader_epoch: LeaderEpoch,
     pub metadata: String,
     pub commit_timestamp_ms: i64,
 }

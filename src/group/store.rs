@@ -6,7 +6,7 @@
 //! and no live value is empty). The latest record per key wins on replay.
 
 use super::Committed;
-use crate::log::{PartitionId, TopicPartition};
+use crate::log::{LeaderEpoch, PartitionId, TopicPartition};
 use bytes::{Buf, BufMut, Bytes};
 use std::time::Duration;
 
@@ -99,7 +99,7 @@ pub fn encode_offset(c: &Committed) -> Vec<u8> {
     let mut out = Vec::with_capacity(32 + c.metadata.len());
     out.put_i16(3);
     out.put_i64(c.offset);
-    out.put_i32(c.leader_epoch);
+    out.put_i32(c.leader_epoch.0);
     put_str(&mut out, &c.metadata);
     out.put_i64(c.commit_timestamp_ms);
     out
@@ -112,7 +112,7 @@ pub fn decode_offset(mut buf: &[u8]) -> Result<Committed, Malformed> {
     }
     Ok(Committed {
         offset: get_i64(&mut buf)?,
-        leader_epoch: get_i32(&mut buf)?,
+        leader_epoch: LeaderEpoch(get_i32(&mut buf)?),
         metadata: get_str(&mut buf)?,
         commit_timestamp_ms: get_i64(&mut buf)?,
     })
@@ -255,7 +255,7 @@ mod tests {
         assert_eq!(Key::decode(&key.encode()).unwrap(), key);
         let c = Committed {
             offset: 42,
-            leader_epoch: -1,
+            leader_epoch: LeaderEpoch::NONE,
             metadata: "m".into(),
             commit_timestamp_ms: 1_700_000_000_000,
         };

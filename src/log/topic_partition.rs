@@ -11,7 +11,7 @@ pub struct PartitionId(u32);
 
 impl PartitionId {
     /// The largest index: Kafka's partition counts are INT32.
-    pub const MAX: PartitionId = PartitionId(i32::MAX as u32);
+    pub const MAX: PartitionId = PartitionId(i32::MAX.unsigned_abs());
 
     /// `None` above `PartitionId::MAX`.
     pub const fn new(index: u32) -> Option<PartitionId> {

@@ -24,7 +24,11 @@ pub async fn handle(shard: &Rc<Shard>, req: CreatePartitionsRequest) -> CreatePa
             ))
         } else {
             shard
-                .create_partitions(topic.name.0.as_str(), topic.count as u32, req.validate_only)
+                .create_partitions(
+                    topic.name.0.as_str(),
+                    topic.count.unsigned_abs(),
+                    req.validate_only,
+                )
                 .await
                 .map_err(|e| (ErrorCode::from(&e), e.to_string()))
         };

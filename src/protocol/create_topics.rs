@@ -52,7 +52,7 @@ async fn create_one(
     }
     let partitions = match topic.num_partitions {
         -1 => shard.config.num_partitions,
-        n if n >= 1 => n as u32,
+        n if n >= 1 => n.unsigned_abs(),
         n => {
             return fail(
                 result,
@@ -71,7 +71,8 @@ async fn create_one(
                 result.topic_id = Uuid::from_u128(t.id);
             }
             if version >= 5 {
-                result.num_partitions = partitions as i32;
+                // The topic table holds at most i32::MAX partitions a topic.
+                result.num_partitions = i32::try_from(partitions).unwrap_or(i32::MAX);
                 result.replication_factor = 1;
             }
             result

@@ -5,6 +5,7 @@
 
 use super::error_code::ErrorCode;
 use super::wire;
+use crate::log::LeaderEpoch;
 use crate::shard::owner_calls::{OffsetAt, OffsetQuery};
 use crate::shard::Shard;
 use kafka_protocol::messages::list_offsets_response::{
@@ -74,7 +75,7 @@ fn partition_response(
     p.timestamp = -1;
     p.offset = -1;
     if version >= 4 {
-        p.leader_epoch = 0;
+        p.leader_epoch = LeaderEpoch::FIRST.0;
     }
     match found {
         Ok(Some(at)) => {

@@ -4,6 +4,7 @@
 
 use super::error_code::ErrorCode;
 use super::str_bytes;
+use crate::log::{LeaderEpoch, PartitionId};
 use crate::shard::topics::{validate_name, Topic};
 use crate::shard::Shard;
 use kafka_protocol::messages::metadata_response::{
@@ -97,13 +98,13 @@ fn describe(topic: &Topic, node: BrokerId, version: i16) -> MetadataResponseTopi
         t.topic_id = Uuid::from_u128(topic.id);
     }
     t.topic_authorized_operations = OPERATIONS_UNKNOWN;
-    t.partitions = (0..topic.partitions as i32)
+    t.partitions = PartitionId::first(topic.partitions)
         .map(|index| {
             let mut p = MetadataResponsePartition::default();
-            p.partition_index = index;
+            p.partition_index = i32::from(index);
             p.leader_id = node;
             if version >= 7 {
-                p.leader_epoch = 0;
+                p.leader_epoch = LeaderEpoch::FIRST.0;
             }
             p.replica_nodes = vec![node];
             p.isr_nodes = vec![node];

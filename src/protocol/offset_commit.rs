@@ -9,7 +9,7 @@ use crate::group::calls::{CommitOffsets, MemberRef, PartitionResults};
 use crate::group::coordinator::GroupCoordinator;
 use crate::group::{Committed, GroupError};
 use crate::log::partition::now_ms;
-use crate::log::TopicPartition;
+use crate::log::{LeaderEpoch, TopicPartition};
 use crate::shard::Shard;
 use kafka_protocol::messages::offset_commit_request::OffsetCommitRequestPartition;
 use kafka_protocol::messages::offset_commit_response::{
@@ -22,9 +22,9 @@ fn committed(p: &OffsetCommitRequestPartition, version: i16, now: i64) -> Commit
     Committed {
         offset: p.committed_offset,
         leader_epoch: if version >= 6 {
-            p.committed_leader_epoch
+            LeaderEpoch(p.committed_leader_epoch)
         } else {
-            -1
+            LeaderEpoch::NONE
         },
         metadata: p
             .committed_metadata

@@ -7,6 +7,7 @@ use super::{str_bytes, wire};
 use crate::group::calls::FetchOffsets;
 use crate::group::coordinator::GroupCoordinator;
 use crate::group::Committed;
+use crate::log::LeaderEpoch;
 use ahash::AHashMap;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -72,7 +73,12 @@ fn values(c: &Option<Committed>, version: i16) -> (i64, i32, String) {
     match c {
         Some(c) => (
             c.offset,
-            if version >= 5 { c.leader_epoch } else { -1 },
+            if version >= 5 {
+                c.leader_epoch
+            } else {
+                LeaderEpoch::NONE
+            }
+            .0,
             c.metadata.clone(),
         ),
         None => (-1, -1, String::new()),

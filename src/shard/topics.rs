@@ -12,13 +12,20 @@
 
 use crate::log::config::ConfigError;
 use crate::log::log_dir::write_durably_off_thread;
-use crate::log::{LogConfig, PartitionId};
+use crate::log::LogConfig;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Kafka's limit on topic name length.
 const TOPIC_NAME_LEN_MAX: usize = 249;
+
+/// Partitions of one topic at most: Kafka's counts are INT32.
+const PARTITION_COUNT_MAX: u32 = i32::MAX.unsigned_abs();
+
+fn valid_count(partitions: u32) -> bool {
+    (1..=PARTITION_COUNT_MAX).contains(&partitions)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topic {
@@ -136,8 +143,7 @@ impl TopicTable {
         if self.topics.contains_key(&topic.name) {
             return Err(TopicError::AlreadyExists(topic.name.clone()));
         }
-        let last = topic.partitions.checked_sub(1).and_then(PartitionId::new);
-        if last.is_none() {
+        if !valid_count(topic.partitions) {
             return Err(TopicError::InvalidPartitions(i64::from(topic.partitions)));
         }
         check_configs(topic, defaults)
@@ -158,7 +164,7 @@ impl TopicTable {
                 topic.partitions,
             ));
         }
-        if PartitionId::new(partitions - 1).is_none() {
+        if !valid_count(partitions) {
             return Err(TopicError::InvalidPartitions(i64::from(partitions)));
         }
         let mut grown = topic.clone();
@@ -255,8 +261,9 @@ fn parse_line(line: &str) -> Option<Topic> {
     let mut parts = line.split_whitespace();
     let name = parts.next()?.to_string();
     let partitions: u32 = parts.next()?.parse().ok()?;
-    // Every partition of a topic has a wire index.
-    PartitionId::new(partitions.checked_sub(1)?)?;
+    if !valid_count(partitions) {
+        return None;
+    }
     let id = u128::from_str_radix(parts.next()?, 16).ok()?;
     let mut configs = BTreeMap::new();
     for kv in parts {
