@@ -63,6 +63,10 @@ pub struct BrokerConfig {
     pub io_memory_bytes: usize,
     /// Consumer groups (`group.*`, `offsets.*`).
     pub group: GroupConfig,
+    /// Test hook (hidden flag `--crash-on-produce-to`): a produce to this
+    /// topic panics on its owner shard, so tests can prove a panic stops
+    /// the whole broker and a restart recovers everything acknowledged.
+    pub crash_on_produce_to: Option<String>,
 }
 
 /// The group settings, by Kafka's broker config names.
@@ -131,6 +135,7 @@ impl BrokerConfig {
             blocking_threads: 4,
             io_memory_bytes: 10 << 20,
             group: GroupConfig::default(),
+            crash_on_produce_to: None,
         }
     }
 }

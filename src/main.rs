@@ -114,6 +114,9 @@ struct ServeArgs {
     /// (shard.blocking.threads) [default: 4].
     #[arg(long)]
     blocking_threads: Option<usize>,
+    /// Test hook: a produce to this topic panics its owner shard.
+    #[arg(long, hide = true)]
+    crash_on_produce_to: Option<String>,
     /// A TOML file of Kafka broker settings (num.partitions,
     /// log.segment.bytes, log.retention.ms, socket.request.max.bytes, ...);
     /// flags given on the command line win.
@@ -212,6 +215,7 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
     if let Some(n) = args.shards {
         config.shards = n.max(1);
     }
+    config.crash_on_produce_to = args.crash_on_produce_to;
     // Flags go through the same setter as the config file (one set of
     // bounds per setting).
     let as_text = |n: Option<usize>| n.map(|n| n.to_string());

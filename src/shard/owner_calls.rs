@@ -174,6 +174,12 @@ impl Shard {
         durability: Durability,
     ) -> Result<Produced, ShardError> {
         let partition = self.owned(&tp)?;
+        if self.config.crash_on_produce_to.as_deref() == Some(tp.topic.as_str()) {
+            panic!(
+                "--crash-on-produce-to {}: a test asked this shard to fail",
+                tp.topic
+            );
+        }
         let batches = RecordBatch::split_all(records).map_err(LogError::from)?;
         let started = Instant::now();
         let info = partition.append(batches, durability).await?;
