@@ -16,7 +16,8 @@
 //! record that lands before it.
 
 use super::calls::ListedGroup;
-use super::membership::{Group, Member, State};
+use super::member::Member;
+use super::membership::{Group, State};
 use super::store::{self, Key, StoredGroup, StoredMember};
 use super::{offsets_partition, GroupConfig, GroupError, OFFSETS_TOPIC};
 use crate::log::batch::build;
@@ -172,7 +173,10 @@ impl GroupCoordinator {
                 let members = stored
                     .members
                     .into_iter()
-                    .map(|m| Member::restored(m, &stored.protocol_type, &protocol, now))
+                    .map(|m| {
+                        let generation = stored.generation;
+                        Member::restored(m, &stored.protocol_type, &protocol, generation, now)
+                    })
                     .collect();
                 groups
                     .entry(group.clone())

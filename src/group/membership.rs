@@ -7,18 +7,23 @@
 //! members leaves a `Waiter` here, answered when the join (or the leader's
 //! sync) completes, or with an error when the member is removed.
 //!
-//! Invariants: a member is in `members` once (by id), and a static member's
-//! instance id maps to exactly one member; `generation` only grows; in
-//! CompletingRebalance and Stable every member has joined the current
-//! generation; the leader, when set, is a member.
+//! Invariants (asserted by `check_invariants`, which the property test in
+//! `tests/group_state_machine.rs` runs after every step): a member is in
+//! `members` once (by id), a static member's instance id maps to exactly
+//! one member, and a member id handed out with MEMBER_ID_REQUIRED is not a
+//! member yet; `generation` only grows; the leader, when set, is a member,
+//! and in CompletingRebalance and Stable there is one; a member waits for
+//! at most one answer — a join only while the group prepares a rebalance,
+//! a sync only while it completes one; in Stable every member holds an
+//! assignment of the current generation; an Empty or Dead group has no
+//! members.
 
-use super::store::StoredMember;
+use super::member::{new_member_id, Member, Waiter};
 use super::{
     Committed, GroupConfig, GroupError, JoinRequest, JoinResponse, JoinedMember, SyncResponse,
 };
 use crate::log::TopicPartition;
 use bytes::Bytes;
-use glommio::channels::local_channel::LocalSender;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -44,64 +49,16 @@ impl State {
     }
 }
 
-pub type Waiter<T> = LocalSender<T>;
-
-pub struct Member {
-    pub id: String,
-    pub instance_id: Option<String>,
-    pub client_id: String,
-    pub client_host: String,
-    pub session_timeout: Duration,
-    pub rebalance_timeout: Duration,
-    pub protocol_type: String,
-    /// (name, metadata) in the member's order of preference.
-    pub protocols: Vec<(String, Bytes)>,
-    pub assignment: Bytes,
-    pub last_seen: Instant,
-    join_waiter: Option<Waiter<JoinResponse>>,
-    sync_waiter: Option<Waiter<SyncResponse>>,
-}
-
-impl Member {
-    /// A member as its group's stored record kept it (replay after a
-    /// restart), with a fresh session.
-    pub fn restored(m: StoredMember, protocol_type: &str, protocol: &str, now: Instant) -> Member {
-        Member {
-            id: m.member_id,
-            instance_id: m.instance_id,
-            client_id: m.client_id,
-            client_host: m.client_host,
-            session_timeout: m.session_timeout,
-            rebalance_timeout: m.rebalance_timeout,
-            protocol_type: protocol_type.to_string(),
-            protocols: vec![(protocol.to_string(), m.subscription)],
-            assignment: m.assignment,
-            last_seen: now,
-            join_waiter: None,
-            sync_waiter: None,
-        }
-    }
-
-    /// The member's metadata for `protocol` (empty if it has none).
-    pub fn metadata_for(&self, protocol: &str) -> Bytes {
-        self.protocols
-            .iter()
-            .find(|(name, _)| name == protocol)
-            .map(|(_, m)| m.clone())
-            .unwrap_or_default()
-    }
-
-    fn answer_join(&mut self, response: JoinResponse) {
-        if let Some(w) = self.join_waiter.take() {
-            let _ = w.try_send(response);
-        }
-    }
-
-    fn answer_sync(&mut self, response: SyncResponse) {
-        if let Some(w) = self.sync_waiter.take() {
-            let _ = w.try_send(response);
-        }
-    }
+/// Which member id a JoinGroup joins as.
+enum Admission {
+    As(String),
+    /// A static member's new incarnation takes over from `old`.
+    ReplaceStatic {
+        old: String,
+        fresh: String,
+    },
+    /// Refused with this error; the id to answer with.
+    Refused(GroupError, String),
 }
 
 pub struct Group {
@@ -187,57 +144,24 @@ impl Group {
         now: Instant,
         waiter: Waiter<JoinResponse>,
     ) -> Option<JoinResponse> {
-        let fail = |e: GroupError, member: &str| Some(JoinResponse::error(e, member));
-        if self.state == State::Dead {
-            return fail(GroupError::CoordinatorNotAvailable, &req.member_id);
+        if let Err(e) = self.check_join(&req, cfg) {
+            return Some(JoinResponse::error(e, &req.member_id));
         }
-        if req.session_timeout < cfg.min_session_timeout
-            || req.session_timeout > cfg.max_session_timeout
-        {
-            return fail(GroupError::InvalidSessionTimeout, &req.member_id);
-        }
-        if req.protocols.is_empty()
-            || (!self.is_empty() && self.protocol_type.as_deref() != Some(&req.protocol_type))
-            || !self.supports_some(&req.protocols)
-        {
-            return fail(GroupError::InconsistentGroupProtocol, &req.member_id);
-        }
-        let mut member_id = req.member_id.clone();
-        if member_id.is_empty() {
-            if let Some(instance) = req.instance_id.clone() {
-                let fresh = new_member_id(&req.client_id);
-                if let Some(old) = self.by_instance(&instance).map(|m| m.id.clone()) {
-                    return self.replace_static(&old, fresh, req, now, waiter);
-                }
-                member_id = fresh;
-            } else if req.require_known_member_id {
-                let fresh = new_member_id(&req.client_id);
-                self.pending
-                    .push((fresh.clone(), now + req.session_timeout));
-                return fail(GroupError::MemberIdRequired, &fresh);
-            } else {
-                member_id = new_member_id(&req.client_id);
+        let member_id = match self.admit(&req, now) {
+            Admission::As(id) => id,
+            Admission::ReplaceStatic { old, fresh } => {
+                return self.replace_static(&old, fresh, req, now, waiter);
             }
-        } else if self.fenced(&member_id, req.instance_id.as_deref()) {
-            return fail(GroupError::FencedInstanceId, &member_id);
-        } else if let Some(i) = self.pending.iter().position(|(id, _)| *id == member_id) {
-            self.pending.remove(i);
-        } else if self.member(&member_id).is_none() {
-            return fail(GroupError::UnknownMemberId, &member_id);
-        }
-
-        let known = self.member(&member_id).is_some();
-        if known && self.state == State::Stable {
+            Admission::Refused(e, id) => return Some(JoinResponse::error(e, &id)),
+        };
+        if self.state == State::Stable && self.leader.as_deref() != Some(member_id.as_str()) {
             // A follower rejoining with what it had changes nothing: it
             // gets the current generation back without a rebalance.
-            let leader = self.leader.as_deref() == Some(member_id.as_str());
             let unchanged = self
-                .member(&member_id)
-                .is_some_and(|m| m.protocols == req.protocols);
-            if !leader && unchanged {
-                if let Some(m) = self.member_mut(&member_id) {
-                    m.last_seen = now;
-                }
+                .member_mut(&member_id)
+                .filter(|m| m.protocols == req.protocols);
+            if let Some(m) = unchanged {
+                m.last_seen = now;
                 return Some(self.join_response(&member_id, false));
             }
         }
@@ -255,25 +179,73 @@ impl Group {
                 if self.is_empty() {
                     self.protocol_type = Some(req.protocol_type.clone());
                 }
-                self.members.push(Member {
-                    id: member_id.clone(),
-                    instance_id: req.instance_id,
-                    client_id: req.client_id,
-                    client_host: req.client_host,
-                    session_timeout: req.session_timeout,
-                    rebalance_timeout: req.rebalance_timeout,
-                    protocol_type: req.protocol_type,
-                    protocols: req.protocols,
-                    assignment: Bytes::new(),
-                    last_seen: now,
-                    join_waiter: Some(waiter),
-                    sync_waiter: None,
-                });
+                self.members
+                    .push(Member::joining(member_id, req, now, waiter));
             }
         }
+        self.delay_first_join(was_empty, cfg, now);
+        self.prepare_rebalance(now);
+        self.try_complete_join(now);
+        None
+    }
+
+    /// Why a JoinGroup cannot join at all, whoever sends it.
+    fn check_join(&self, req: &JoinRequest, cfg: &GroupConfig) -> Result<(), GroupError> {
+        if self.state == State::Dead {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        if req.session_timeout < cfg.min_session_timeout
+            || req.session_timeout > cfg.max_session_timeout
+        {
+            return Err(GroupError::InvalidSessionTimeout);
+        }
+        if req.protocols.is_empty()
+            || (!self.is_empty() && self.protocol_type.as_deref() != Some(&req.protocol_type))
+            || !self.supports_some(&req.protocols)
+        {
+            return Err(GroupError::InconsistentGroupProtocol);
+        }
+        Ok(())
+    }
+
+    /// Which member id a JoinGroup joins as (Kafka's rules for new
+    /// members, MEMBER_ID_REQUIRED, static members and fencing).
+    fn admit(&mut self, req: &JoinRequest, now: Instant) -> Admission {
+        let member_id = req.member_id.clone();
+        if member_id.is_empty() {
+            let fresh = new_member_id(&req.client_id);
+            if let Some(instance) = req.instance_id.as_deref() {
+                return match self.by_instance(instance) {
+                    Some(old) => Admission::ReplaceStatic {
+                        old: old.id.clone(),
+                        fresh,
+                    },
+                    None => Admission::As(fresh),
+                };
+            }
+            if req.require_known_member_id {
+                self.pending
+                    .push((fresh.clone(), now + req.session_timeout));
+                return Admission::Refused(GroupError::MemberIdRequired, fresh);
+            }
+            return Admission::As(fresh);
+        }
+        if self.fenced(&member_id, req.instance_id.as_deref()) {
+            return Admission::Refused(GroupError::FencedInstanceId, member_id);
+        }
+        if let Some(i) = self.pending.iter().position(|(id, _)| *id == member_id) {
+            self.pending.remove(i);
+        } else if self.member(&member_id).is_none() {
+            return Admission::Refused(GroupError::UnknownMemberId, member_id);
+        }
+        Admission::As(member_id)
+    }
+
+    /// Kafka's InitialDelayedJoin: a new group waits for more first
+    /// members, the delay restarting with each, up to the rebalance
+    /// timeout.
+    fn delay_first_join(&mut self, was_empty: bool, cfg: &GroupConfig, now: Instant) {
         if was_empty && !cfg.initial_rebalance_delay.is_zero() {
-            // Kafka's InitialDelayedJoin: wait for more first members, the
-            // delay restarting with each, up to the rebalance timeout.
             let cap = now + self.max_rebalance_timeout();
             self.initial_delay_until = Some(now + cfg.initial_rebalance_delay);
             self.rebalance_deadline = Some(cap);
@@ -282,9 +254,6 @@ impl Group {
             self.initial_delay_until =
                 Some((now + cfg.initial_rebalance_delay).min(cap).max(until));
         }
-        self.prepare_rebalance(now);
-        self.try_complete_join(now);
-        None
     }
 
     /// A static member rejoining with a new member id: the old id is
@@ -522,12 +491,14 @@ impl Group {
         m.last_seen = now;
         m.sync_waiter = Some(waiter);
         if self.leader.as_deref() == Some(member_id) {
+            let generation = self.generation;
             for m in &mut self.members {
                 m.assignment = assignments
                     .iter()
                     .find(|(id, _)| *id == m.id)
                     .map(|(_, a)| a.clone())
                     .unwrap_or_default();
+                m.assigned_in = Some(generation);
             }
             self.state = State::Stable;
             self.dirty = true;
@@ -677,6 +648,80 @@ impl Group {
         Ok(())
     }
 
+    /// Asserts the invariants of the module header. A violation is a bug
+    /// in this state machine, so it panics with what broke.
+    pub fn check_invariants(&self) {
+        let mut ids: Vec<&str> = self.members.iter().map(|m| m.id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(
+            ids.len(),
+            self.members.len(),
+            "a member id is in {} twice",
+            self.id
+        );
+        let mut instances: Vec<&str> = self
+            .members
+            .iter()
+            .filter_map(|m| m.instance_id.as_deref())
+            .collect();
+        let static_members = instances.len();
+        instances.sort_unstable();
+        instances.dedup();
+        assert_eq!(
+            instances.len(),
+            static_members,
+            "an instance id has two members"
+        );
+        for (id, _) in &self.pending {
+            assert!(
+                self.member(id).is_none(),
+                "{id} is both pending and a member"
+            );
+        }
+        if let Some(leader) = &self.leader {
+            assert!(
+                self.member(leader).is_some(),
+                "leader {leader} is not a member"
+            );
+        }
+        for m in &self.members {
+            assert!(
+                !(m.waits_to_join() && m.waits_to_sync()),
+                "{} waits to join and to sync",
+                m.id
+            );
+        }
+        let waiting_join = self.members.iter().any(Member::waits_to_join);
+        let waiting_sync = self.members.iter().any(Member::waits_to_sync);
+        match self.state {
+            State::Empty | State::Dead => {
+                assert!(self.members.is_empty(), "{:?} with members", self.state);
+            }
+            State::PreparingRebalance => assert!(!waiting_sync, "a sync parked while preparing"),
+            State::CompletingRebalance => {
+                assert!(self.leader.is_some(), "completing without a leader");
+                assert!(!waiting_join, "a join parked while completing");
+            }
+            State::Stable => {
+                assert!(self.leader.is_some(), "stable without a leader");
+                assert!(
+                    !waiting_join && !waiting_sync,
+                    "an answer parked while stable"
+                );
+                for m in &self.members {
+                    assert_eq!(
+                        m.assigned_in,
+                        Some(self.generation),
+                        "{} has no assignment of generation {}",
+                        m.id,
+                        self.generation
+                    );
+                }
+            }
+        }
+    }
+
     /// Loads a stored membership (replay after a restart): the group is
     /// as it was, each member with a fresh session.
     pub fn restore(
@@ -690,8 +735,12 @@ impl Group {
         self.generation = generation;
         self.protocol_type = protocol_type;
         self.protocol = protocol;
-        self.leader = leader;
         self.members = members;
+        // A stored leader is a member; should a record say otherwise, the
+        // first member leads, as after a rebalance.
+        self.leader = leader
+            .filter(|l| self.member(l).is_some())
+            .or_else(|| self.members.first().map(|m| m.id.clone()));
         self.state = if self.members.is_empty() {
             State::Empty
         } else {
@@ -700,263 +749,6 @@ impl Group {
     }
 }
 
-/// Kafka's member ids: the client id, a dash, a UUID — here made of the
-/// clock and a per-thread counter. A group lives on one shard (one
-/// thread), so that is unique where it must be.
-fn new_member_id(client_id: &str) -> String {
-    thread_local!(static NEXT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) });
-    let n = NEXT.with(|c| {
-        c.set(c.get() + 1);
-        c.get()
-    });
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    format!("{client_id}-{}", uuid::Uuid::from_u64_pair(nanos, n))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use glommio::channels::local_channel::{self, LocalReceiver};
-
-    fn cfg() -> GroupConfig {
-        GroupConfig {
-            initial_rebalance_delay: Duration::ZERO,
-            ..GroupConfig::default()
-        }
-    }
-
-    fn join_req(member: &str, instance: Option<&str>, v4: bool) -> JoinRequest {
-        JoinRequest {
-            member_id: member.to_string(),
-            instance_id: instance.map(str::to_string),
-            client_id: "c".into(),
-            client_host: String::new(),
-            session_timeout: Duration::from_secs(10),
-            rebalance_timeout: Duration::from_secs(30),
-            protocol_type: "consumer".into(),
-            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
-            require_known_member_id: v4,
-        }
-    }
-
-    fn waiter<T>() -> (Waiter<T>, LocalReceiver<T>) {
-        local_channel::new_bounded(1)
-    }
-
-    fn run<F: std::future::Future<Output = ()> + 'static>(f: F) {
-        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-            .make()
-            .expect("executor")
-            .run(f);
-    }
-
-    /// Joins a dynamic v4 member (MEMBER_ID_REQUIRED round first); the
-    /// join is left pending. Returns its id and where its answer comes.
-    fn join_new(g: &mut Group, now: Instant) -> (String, LocalReceiver<JoinResponse>) {
-        let (tx, _rx) = waiter();
-        let first = g
-            .join(join_req("", None, true), &cfg(), now, tx)
-            .expect("answered");
-        assert_eq!(first.error, Some(GroupError::MemberIdRequired));
-        let (tx, rx) = waiter();
-        assert!(g
-            .join(join_req(&first.member_id, None, true), &cfg(), now, tx)
-            .is_none());
-        (first.member_id, rx)
-    }
-
-    #[test]
-    fn two_members_join_sync_and_rebalance_when_one_leaves() {
-        run(async {
-            let now = Instant::now();
-            let mut g = Group::new("g");
-            let (a, a_join) = join_new(&mut g, now);
-            // Alone: the join completes at once, a leads generation 1.
-            let ja = a_join.recv().await.expect("joined");
-            assert_eq!(
-                (ja.error, ja.generation, ja.leader.as_str()),
-                (None, 1, a.as_str())
-            );
-            assert_eq!(ja.members.len(), 1);
-            let (tx, _s) = waiter();
-            let sa = g.sync(
-                &a,
-                None,
-                1,
-                vec![(a.clone(), Bytes::from_static(b"all"))],
-                now,
-                tx,
-            );
-            assert!(
-                sa.is_none(),
-                "the leader's sync is answered through its waiter"
-            );
-            assert_eq!(g.state, State::Stable);
-
-            // b joins: a is told to rejoin; the join waits for a.
-            let (b, b_join) = join_new(&mut g, now);
-            assert_eq!(g.state, State::PreparingRebalance);
-            assert_eq!(
-                g.heartbeat(&a, None, 1, now),
-                Err(GroupError::RebalanceInProgress)
-            );
-            let (tx, a_join) = waiter();
-            assert!(g.join(join_req(&a, None, true), &cfg(), now, tx).is_none());
-            let (ja, jb) = (a_join.recv().await.unwrap(), b_join.recv().await.unwrap());
-            assert_eq!((ja.generation, jb.generation), (2, 2));
-            assert_eq!(ja.leader, a, "the leader stays the leader");
-            assert_eq!((ja.members.len(), jb.members.len()), (2, 0));
-
-            // b's sync waits for the leader's assignment.
-            let (tx, b_sync) = waiter();
-            assert!(g.sync(&b, None, 2, vec![], now, tx).is_none());
-            assert_eq!(
-                g.sync(&b, None, 1, vec![], now, waiter().0).unwrap().error,
-                Some(GroupError::IllegalGeneration)
-            );
-            let (tx, _a_sync) = waiter();
-            let plan = vec![
-                (a.clone(), Bytes::from_static(b"p0")),
-                (b.clone(), Bytes::from_static(b"p1")),
-            ];
-            assert!(g.sync(&a, None, 2, plan, now, tx).is_none());
-            assert_eq!(
-                b_sync.recv().await.unwrap().assignment,
-                Bytes::from_static(b"p1")
-            );
-            assert_eq!(g.heartbeat(&b, None, 2, now), Ok(()));
-
-            // a leaves: b must rejoin and then leads generation 3 alone.
-            assert_eq!(g.leave(&a, None, now), Ok(()));
-            assert_eq!(
-                g.heartbeat(&b, None, 2, now),
-                Err(GroupError::RebalanceInProgress)
-            );
-            let (tx, b_join) = waiter();
-            assert!(g.join(join_req(&b, None, true), &cfg(), now, tx).is_none());
-            let jb = b_join.recv().await.unwrap();
-            assert_eq!((jb.generation, jb.leader.as_str()), (3, b.as_str()));
-            assert_eq!(
-                g.leave("nobody", None, now),
-                Err(GroupError::UnknownMemberId)
-            );
-            assert_eq!(g.delete(), Err(GroupError::NonEmptyGroup));
-        });
-    }
-
-    #[test]
-    fn an_expired_session_removes_the_member_and_empties_the_group() {
-        run(async {
-            let now = Instant::now();
-            let mut g = Group::new("g");
-            let (a, a_join) = join_new(&mut g, now);
-            a_join.recv().await.unwrap();
-            g.sync(&a, None, 1, vec![], now, waiter().0);
-            assert!(!g.tick(now + Duration::from_secs(5)));
-            assert!(g.tick(now + Duration::from_secs(11)));
-            assert_eq!(g.state, State::Empty);
-            assert_eq!(
-                g.heartbeat(&a, None, 1, now),
-                Err(GroupError::UnknownMemberId)
-            );
-            // An unused member id handed out expires too.
-            let first = g
-                .join(join_req("", None, true), &cfg(), now, waiter().0)
-                .unwrap();
-            assert!(g.tick(now + Duration::from_secs(11)));
-            let late = g.join(
-                join_req(&first.member_id, None, true),
-                &cfg(),
-                now,
-                waiter().0,
-            );
-            assert_eq!(late.unwrap().error, Some(GroupError::UnknownMemberId));
-            assert_eq!(g.delete(), Ok(()));
-        });
-    }
-
-    #[test]
-    fn a_static_member_rejoins_without_a_rebalance_and_fences_its_old_self() {
-        run(async {
-            let now = Instant::now();
-            let mut g = Group::new("g");
-            let (tx, a_join) = waiter();
-            assert!(g
-                .join(join_req("", Some("i-1"), true), &cfg(), now, tx)
-                .is_none());
-            let a = a_join.recv().await.unwrap().member_id;
-            let (b, b_join) = join_new(&mut g, now);
-            let (tx, a_join) = waiter();
-            assert!(g
-                .join(join_req(&a, Some("i-1"), true), &cfg(), now, tx)
-                .is_none());
-            let gen = a_join.recv().await.unwrap().generation;
-            b_join.recv().await.unwrap();
-            let plan = vec![
-                (a.clone(), Bytes::from_static(b"pa")),
-                (b.clone(), Bytes::from_static(b"pb")),
-            ];
-            g.sync(&a, Some("i-1"), gen, plan, now, waiter().0);
-            assert_eq!(g.state, State::Stable);
-
-            // The instance restarts (new process, no member id): same
-            // generation, no rebalance, its assignment back on sync.
-            let again = g
-                .join(join_req("", Some("i-1"), true), &cfg(), now, waiter().0)
-                .expect("answered at once");
-            assert_eq!((again.error, again.generation), (None, gen));
-            assert_ne!(again.member_id, a);
-            // It led the group, so it still does, and sees the members.
-            assert_eq!(
-                (again.leader.as_str(), again.members.len()),
-                (again.member_id.as_str(), 2)
-            );
-            assert_eq!(g.state, State::Stable);
-            assert_eq!(g.heartbeat(&b, None, gen, now), Ok(()));
-            let s = g
-                .sync(&again.member_id, Some("i-1"), gen, vec![], now, waiter().0)
-                .unwrap();
-            assert_eq!(s.assignment, Bytes::from_static(b"pa"));
-            // The old incarnation is fenced.
-            assert_eq!(
-                g.heartbeat(&a, Some("i-1"), gen, now),
-                Err(GroupError::FencedInstanceId)
-            );
-        });
-    }
-
-    #[test]
-    fn bad_joins_get_kafka_errors() {
-        let now = Instant::now();
-        let mut g = Group::new("g");
-        let mut short = join_req("", None, false);
-        short.session_timeout = Duration::from_millis(100);
-        assert_eq!(
-            g.join(short, &cfg(), now, waiter().0).unwrap().error,
-            Some(GroupError::InvalidSessionTimeout)
-        );
-        let mut none = join_req("", None, false);
-        none.protocols.clear();
-        assert_eq!(
-            g.join(none, &cfg(), now, waiter().0).unwrap().error,
-            Some(GroupError::InconsistentGroupProtocol)
-        );
-        assert_eq!(
-            g.join(join_req("ghost", None, true), &cfg(), now, waiter().0)
-                .unwrap()
-                .error,
-            Some(GroupError::UnknownMemberId)
-        );
-        assert_eq!(
-            g.check_commit("", None, -1),
-            Ok(()),
-            "standalone commits to an empty group"
-        );
-        assert_eq!(
-            g.check_commit("ghost", None, 3),
-            Err(GroupError::UnknownMemberId)
-        );
-    }
-}
+#[path = "membership_tests.rs"]
+mod tests;

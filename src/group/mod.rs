@@ -9,7 +9,8 @@
 //! leader's assignments pass through as bytes; the extra rounds that
 //! cooperative clients need are ordinary rebalances.
 //!
-//! - `membership`: one group's members and rebalance state machine (no I/O).
+//! - `membership`: one group's rebalance state machine (no I/O).
+//! - `member`: one member, and the answers it waits for.
 //! - `store`: the `__consumer_offsets` record format (Kafka's schemas).
 //! - `coordinator`: a shard's groups, their logs, timers and replay; how a
 //!   request reaches its group's shard.
@@ -20,6 +21,7 @@
 
 pub mod calls;
 pub mod coordinator;
+pub mod member;
 pub mod membership;
 pub mod store;
 
