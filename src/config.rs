@@ -206,112 +206,173 @@ impl BrokerConfig {
         Ok(())
     }
 
-    /// Applies one setting by Kafka's broker config name.
+    /// Applies one setting by Kafka's broker config name. Unknown names are
+    /// logged and ignored, as Kafka does.
     pub fn apply(&mut self, key: &str, value: &str) -> Result<(), BrokerConfigError> {
-        let invalid = |reason: &str| BrokerConfigError::Invalid {
-            key: key.to_string(),
-            value: value.to_string(),
-            reason: reason.to_string(),
-        };
-        let number = || value.parse::<i64>().map_err(|_| invalid("not an integer"));
-        match key {
+        let s = Setting { key, value };
+        let known = self.apply_listeners(&s)?
+            || self.apply_broker(&s)?
+            || self.apply_group(&s)?
+            || self.apply_strom(&s)?
+            || self.apply_log(&s)?;
+        if !known {
+            tracing::warn!(key, "ignoring unknown broker config");
+        }
+        Ok(())
+    }
+
+    /// `listeners`, `advertised.listeners`.
+    fn apply_listeners(&mut self, s: &Setting<'_>) -> Result<bool, BrokerConfigError> {
+        let addr = s.value.rsplit("://").next().unwrap_or(s.value);
+        match s.key {
             "listeners" | "listen" => {
-                let addr = value.rsplit("://").next().unwrap_or(value);
-                self.listen = addr.parse().map_err(|_| invalid("not host:port"))?;
+                self.listen = addr.parse().map_err(|_| s.invalid("not host:port"))?;
                 self.advertised_host = self.listen.ip().to_string();
                 self.advertised_port = self.listen.port();
             }
             "advertised.listeners" => {
-                let addr = value.rsplit("://").next().unwrap_or(value);
                 let (host, port) = addr
                     .rsplit_once(':')
-                    .ok_or_else(|| invalid("not host:port"))?;
+                    .ok_or_else(|| s.invalid("not host:port"))?;
                 self.advertised_host = host.to_string();
-                self.advertised_port = port.parse().map_err(|_| invalid("bad port"))?;
+                self.advertised_port = port.parse().map_err(|_| s.invalid("bad port"))?;
             }
-            "log.dirs" | "log.dir" => self.data_dir = PathBuf::from(value),
-            "shards" => self.shards = number()?.max(1) as usize,
-            "connection.pipeline.depth" => self.pipeline_depth = number()?.clamp(1, 64) as usize,
-            "log.retention.check.interval.ms" => {
-                self.log.retention_check_interval_ms = number()?.max(1)
-            }
-            "broker.id" | "node.id" => self.node_id = number()? as i32,
-            "num.partitions" => self.num_partitions = number()?.max(1) as u32,
-            "default.replication.factor" if value == "1" => {}
-            "default.replication.factor" => return Err(invalid("a single broker has 1 replica")),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Kafka's broker-wide settings.
+    fn apply_broker(&mut self, s: &Setting<'_>) -> Result<bool, BrokerConfigError> {
+        match s.key {
+            "log.dirs" | "log.dir" => self.data_dir = PathBuf::from(s.value),
+            "broker.id" | "node.id" => self.node_id = s.clamped(-1, i64::from(i32::MAX))? as i32,
+            "num.partitions" => self.num_partitions = s.clamped(1, i64::from(i32::MAX))? as u32,
+            "default.replication.factor" if s.value == "1" => {}
+            "default.replication.factor" => return Err(s.invalid("a single broker has 1 replica")),
             "auto.create.topics.enable" => {
-                self.auto_create_topics = value.parse().map_err(|_| invalid("not a boolean"))?
+                self.auto_create_topics = s.value.parse().map_err(|_| s.invalid("not a boolean"))?
             }
-            "fetch.max.bytes" => self.fetch_max_bytes = number()?.max(1024) as usize,
+            "fetch.max.bytes" => self.fetch_max_bytes = s.clamped(1024, i64::MAX)? as usize,
             "socket.request.max.bytes" => {
-                self.socket_request_max_bytes = number()?.max(64) as usize
+                self.socket_request_max_bytes = s.clamped(64, i64::MAX)? as usize
             }
             "socket.send.buffer.bytes" => {
-                self.socket_send_buffer_bytes = number()?.clamp(-1, i32::MAX as i64) as i32
+                self.socket_send_buffer_bytes = s.clamped(-1, i64::from(i32::MAX))? as i32
             }
             "socket.receive.buffer.bytes" => {
-                self.socket_receive_buffer_bytes = number()?.clamp(-1, i32::MAX as i64) as i32
+                self.socket_receive_buffer_bytes = s.clamped(-1, i64::from(i32::MAX))? as i32
             }
-            "group.min.session.timeout.ms" => self.group.min_session_timeout = millis(number()?),
-            "group.max.session.timeout.ms" => self.group.max_session_timeout = millis(number()?),
-            "group.initial.rebalance.delay.ms" => {
-                self.group.initial_rebalance_delay = millis(number()?)
+            "log.retention.check.interval.ms" => {
+                self.log.retention_check_interval_ms = s.clamped(1, i64::MAX)?
             }
-            "offsets.topic.num.partitions" => {
-                self.group.offsets_partitions = number()?.clamp(1, 1000) as u32
-            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Consumer groups: `group.*`, `offsets.*`.
+    fn apply_group(&mut self, s: &Setting<'_>) -> Result<bool, BrokerConfigError> {
+        let g = &mut self.group;
+        match s.key {
+            "group.min.session.timeout.ms" => g.min_session_timeout = millis(s.number()?),
+            "group.max.session.timeout.ms" => g.max_session_timeout = millis(s.number()?),
+            "group.initial.rebalance.delay.ms" => g.initial_rebalance_delay = millis(s.number()?),
+            "offsets.topic.num.partitions" => g.offsets_partitions = s.clamped(1, 1000)? as u32,
             "offsets.retention.minutes" => {
-                self.group.offsets_retention = millis(number()?.saturating_mul(60_000))
+                g.offsets_retention = millis(s.number()?.saturating_mul(60_000))
             }
             "offsets.retention.check.interval.ms" => {
-                self.group.offsets_retention_check_interval = millis(number()?.max(1))
+                g.offsets_retention_check_interval = millis(s.clamped(1, i64::MAX)?)
             }
             "offsets.topic.segment.bytes" => {
-                self.group.offsets_segment_bytes = number()?.clamp(4096, 1 << 40) as u64
+                g.offsets_segment_bytes = s.clamped(4096, 1 << 40)? as u64
             }
             "offset.metadata.max.bytes" => {
-                self.group.offset_metadata_max_bytes = number()?.max(0) as usize
+                g.offset_metadata_max_bytes = s.clamped(0, i64::MAX)? as usize
             }
-            "shard.io.memory.bytes" => self.io_memory_bytes = number()?.clamp(0, 1 << 40) as usize,
-            "log.tail.cache.bytes" => {
-                self.log.tail_cache_bytes = number()?.clamp(0, 1 << 40) as usize
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// strom's own knobs (tuning.md).
+    fn apply_strom(&mut self, s: &Setting<'_>) -> Result<bool, BrokerConfigError> {
+        match s.key {
+            "shards" => self.shards = s.clamped(1, 1 << 16)? as usize,
+            "connection.pipeline.depth" => self.pipeline_depth = s.clamped(1, 64)? as usize,
+            "shard.io.memory.bytes" => self.io_memory_bytes = s.clamped(0, 1 << 40)? as usize,
+            "shard.blocking.threads" => self.blocking_threads = s.clamped(1, 256)? as usize,
+            "shard.spin.before.park.us" => {
+                self.spin_before_park_us = s.clamped(0, 1_000_000)? as u64
+            }
+            "log.tail.cache.bytes" => self.log.tail_cache_bytes = s.clamped(0, 1 << 40)? as usize,
+            "log.zero.ahead.bytes" => self.log.zero_ahead_bytes = s.clamped(0, 1 << 30)? as u64,
+            "log.write.buffer.bytes" => {
+                self.log.write_buffer_bytes = s.clamped(4096, 1 << 30)? as usize
             }
             "log.cold.reads" => {
-                self.log.cold_reads = match value {
+                self.log.cold_reads = match s.value {
                     "direct" => crate::log::ColdReads::Direct,
                     "sendfile" => crate::log::ColdReads::Sendfile,
-                    _ => return Err(invalid("direct or sendfile")),
+                    _ => return Err(s.invalid("direct or sendfile")),
                 }
-            }
-            "log.zero.ahead.bytes" => {
-                self.log.zero_ahead_bytes = number()?.clamp(0, 1 << 30) as u64
-            }
-            "log.write.buffer.bytes" => {
-                self.log.write_buffer_bytes = number()?.clamp(4096, 1 << 30) as usize
-            }
-            "shard.blocking.threads" => self.blocking_threads = number()?.clamp(1, 256) as usize,
-            "shard.spin.before.park.us" => {
-                self.spin_before_park_us = number()?.clamp(0, 1_000_000) as u64
             }
             "metrics.listen" => {
-                self.metrics_listen = match value {
+                self.metrics_listen = match s.value {
                     "" | "none" | "off" => None,
-                    addr => Some(addr.parse().map_err(|_| invalid("not host:port or none"))?),
+                    addr => Some(
+                        addr.parse()
+                            .map_err(|_| s.invalid("not host:port or none"))?,
+                    ),
                 }
             }
-            _ => match LOG_KEYS.iter().find(|(k, _, _)| *k == key) {
-                Some(&(_, topic_key, scale)) => {
-                    let v = if scale == 1 {
-                        value.to_string()
-                    } else {
-                        (number()? * scale).to_string()
-                    };
-                    self.log.set(topic_key, &v).map_err(|e| invalid(e.reason))?;
-                }
-                None => tracing::warn!(key, "ignoring unknown broker config"),
-            },
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// The broker-wide defaults of topic configs (`log.segment.bytes`, ...).
+    fn apply_log(&mut self, s: &Setting<'_>) -> Result<bool, BrokerConfigError> {
+        let Some(&(_, topic_key, scale)) = LOG_KEYS.iter().find(|(k, _, _)| *k == s.key) else {
+            return Ok(false);
+        };
+        let value = if scale == 1 {
+            s.value.to_string()
+        } else {
+            s.number()?.saturating_mul(scale).to_string()
+        };
+        self.log
+            .set(topic_key, &value)
+            .map_err(|e| s.invalid(e.reason))?;
+        Ok(true)
+    }
+}
+
+/// One setting being applied: its Kafka name and its value as written.
+struct Setting<'a> {
+    key: &'a str,
+    value: &'a str,
+}
+
+impl Setting<'_> {
+    fn invalid(&self, reason: &str) -> BrokerConfigError {
+        BrokerConfigError::Invalid {
+            key: self.key.to_string(),
+            value: self.value.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn number(&self) -> Result<i64, BrokerConfigError> {
+        self.value
+            .parse::<i64>()
+            .map_err(|_| self.invalid("not an integer"))
+    }
+
+    /// The number, held to [low, high] (so the casts after it fit).
+    fn clamped(&self, low: i64, high: i64) -> Result<i64, BrokerConfigError> {
+        Ok(self.number()?.clamp(low, high))
     }
 }
 

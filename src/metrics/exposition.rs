@@ -14,36 +14,44 @@ pub const QUANTILES: &[f64] = &[0.5, 0.9, 0.99, 0.999, 0.9999, 1.0];
 /// Prometheus text for a merged snapshot.
 pub fn render(s: &Snapshot) -> String {
     let mut out = String::with_capacity(8192);
+    render_latencies(&mut out, s);
+    render_counters(&mut out, s);
+    render_partitions(&mut out, s);
+    out
+}
+
+/// Per-stage and per-API latency summaries, requests and errors per API.
+fn render_latencies(out: &mut String, s: &Snapshot) {
     header(
-        &mut out,
+        out,
         "strom_stage_latency_seconds",
         "summary",
         "Time spent in each broker stage, merged over shards.",
     );
     for stage in Stage::ALL {
         summary(
-            &mut out,
+            out,
             "strom_stage_latency_seconds",
             &format!("stage=\"{}\"", stage.name()),
             s.stage(stage),
         );
     }
     header(
-        &mut out,
+        out,
         "strom_request_latency_seconds",
         "summary",
         "Request frame read to response written, per API.",
     );
     for (&key, api) in &s.apis {
         summary(
-            &mut out,
+            out,
             "strom_request_latency_seconds",
             &format!("api=\"{}\"", api_name(key)),
             &api.latency,
         );
     }
     header(
-        &mut out,
+        out,
         "strom_requests_total",
         "counter",
         "Requests handled, per API.",
@@ -57,7 +65,7 @@ pub fn render(s: &Snapshot) -> String {
         );
     }
     header(
-        &mut out,
+        out,
         "strom_request_errors_total",
         "counter",
         "Error codes answered (and requests that closed their connection), per API.",
@@ -70,6 +78,10 @@ pub fn render(s: &Snapshot) -> String {
             api.errors
         );
     }
+}
+
+/// Broker-wide counters and gauges.
+fn render_counters(out: &mut String, s: &Snapshot) {
     let counters: [(&str, &str, &str, u64); 7] = [
         (
             "strom_bytes_in_total",
@@ -115,11 +127,11 @@ pub fn render(s: &Snapshot) -> String {
         ),
     ];
     for (name, kind, help, value) in counters {
-        header(&mut out, name, kind, help);
+        header(out, name, kind, help);
         let _ = writeln!(out, "{name} {value}");
     }
     header(
-        &mut out,
+        out,
         "strom_fetch_bytes_total",
         "counter",
         "Record bytes fetched, by where they came from.",
@@ -134,6 +146,10 @@ pub fn render(s: &Snapshot) -> String {
         "strom_fetch_bytes_total{{source=\"segment_file\"}} {}",
         s.fetch_cold_bytes
     );
+}
+
+/// Each partition's offsets and size.
+fn render_partitions(out: &mut String, s: &Snapshot) {
     type Field = fn(&super::PartitionStats) -> u64;
     let gauges: [(&str, &str, Field); 3] = [
         (
@@ -153,7 +169,7 @@ pub fn render(s: &Snapshot) -> String {
         ),
     ];
     for (name, help, field) in gauges {
-        header(&mut out, name, "gauge", help);
+        header(out, name, "gauge", help);
         for p in &s.partitions {
             let _ = writeln!(
                 out,
@@ -165,7 +181,6 @@ pub fn render(s: &Snapshot) -> String {
             );
         }
     }
-    out
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
