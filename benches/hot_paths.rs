@@ -1,8 +1,9 @@
 //! Micro-benchmarks of strom's hot paths, each timed over many iterations
 //! and reported as the median of several runs:
 //! batch validation (CRC32C), offset-index lookup, Produce request decode,
-//! Fetch response encode, and a cross-shard round trip over glommio's
-//! channel mesh (parked and spinning executors).
+//! Fetch response encode, a cross-shard round trip over glommio's
+//! channel mesh (parked and spinning executors), and the same through
+//! strom's typed `Router` calls (in place on this shard, and to a peer).
 //!
 //!   cargo bench --bench hot_paths
 
@@ -13,11 +14,14 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::hint::black_box;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 use strom::log::batch::build;
 use strom::log::index::OffsetIndex;
 use strom::log::{ReadChunk, RecordBatch};
 use strom::protocol::fetch_response::{encode, PartitionResult, TopicResult};
+use strom::shard::ownership::ShardId;
+use strom::shard::router::{Call, Envelope, Router, Sharded};
 
 const RUNS: usize = 5;
 
@@ -167,6 +171,103 @@ fn cross_shard_hop(spin: Duration) -> Histogram<u64> {
     hists.swap_remove(0)
 }
 
+/// A sharded service with one call, to time the router itself.
+struct Echo {
+    router: Router<Echo>,
+}
+
+impl Sharded for Echo {
+    fn router(&self) -> &Router<Echo> {
+        &self.router
+    }
+}
+
+struct Ping(u64);
+
+impl Call<Echo> for Ping {
+    type Reply = u64;
+
+    async fn run(self, _: &Rc<Echo>) -> u64 {
+        self.0 + 1
+    }
+}
+
+/// A typed call run in place on this shard: what every call to a
+/// partition or group this shard owns costs on top of its work.
+fn local_call() {
+    const CALLS: u64 = 2_000_000;
+    let per_call = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .spawn(|| async move {
+            let echo = Rc::new(Echo {
+                router: Router::single(Rc::default()),
+            });
+            let mut runs: Vec<f64> = Vec::new();
+            for _ in 0..RUNS {
+                let t = Instant::now();
+                for i in 0..CALLS {
+                    let reply = echo.router.call(&echo, ShardId::FIRST, Ping(i)).await;
+                    black_box(reply.expect("local calls always run"));
+                }
+                runs.push(t.elapsed().as_secs_f64() / CALLS as f64);
+            }
+            runs.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+            runs[RUNS / 2]
+        })
+        .expect("executor")
+        .join()
+        .expect("join");
+    println!(
+        "typed call, in place on this shard: {:>6.1} ns/op",
+        per_call * 1e9
+    );
+}
+
+/// Typed calls from shard 0 to shard 1 and back through `Router`.
+fn routed_round_trip(spin: Duration) -> Histogram<u64> {
+    const TRIPS: u64 = 50_000;
+    let mesh = MeshBuilder::<Envelope<Echo>, Full>::full(2, 64);
+    let mut handles = Vec::new();
+    for id in 0..2 {
+        let mesh = mesh.clone();
+        let handle = glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(id))
+            .spin_before_park(spin)
+            .spawn(move || async move {
+                let (senders, receivers) = mesh.join().await.expect("mesh");
+                let echo = Rc::new(Echo {
+                    router: Router::new(senders, Rc::default()),
+                });
+                Router::serve(&echo, receivers);
+                let mut hist =
+                    Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3).expect("histogram");
+                if id == 0 {
+                    for i in 0..TRIPS {
+                        let t = Instant::now();
+                        let reply = echo.router.call(&echo, ShardId::new(1), Ping(i)).await;
+                        assert_eq!(reply.expect("peer answers"), i + 1);
+                        hist.saturating_record(t.elapsed().as_nanos() as u64);
+                    }
+                    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+                } else {
+                    while !STOP.load(std::sync::atomic::Ordering::SeqCst) {
+                        glommio::timer::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+                hist
+            })
+            .expect("executor");
+        handles.push(handle);
+    }
+    let mut hists: Vec<Histogram<u64>> = handles
+        .into_iter()
+        .map(|h| h.join().expect("join"))
+        .collect();
+    STOP.store(false, std::sync::atomic::Ordering::SeqCst);
+    hists.swap_remove(0)
+}
+
+/// Ends the serving shard of `routed_round_trip`.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn main() {
     println!("strom hot paths, median of {RUNS} runs");
     validation();
@@ -177,12 +278,19 @@ fn main() {
         ("parked", Duration::ZERO),
         ("spin 10 ms", Duration::from_millis(10)),
     ] {
-        let h = cross_shard_hop(spin);
-        println!(
-            "cross-shard round trip ({name}): p50 {:>5.1} us  p99 {:>6.1} us  max {:>7.1} us",
-            h.value_at_quantile(0.5) as f64 / 1e3,
-            h.value_at_quantile(0.99) as f64 / 1e3,
-            h.max() as f64 / 1e3
-        );
+        let raw = cross_shard_hop(spin);
+        let typed = routed_round_trip(spin);
+        for (what, h) in [
+            ("cross-shard round trip", raw),
+            ("typed call to a peer", typed),
+        ] {
+            println!(
+                "{what} ({name}): p50 {:>5.1} us  p99 {:>6.1} us  max {:>7.1} us",
+                h.value_at_quantile(0.5) as f64 / 1e3,
+                h.value_at_quantile(0.99) as f64 / 1e3,
+                h.max() as f64 / 1e3
+            );
+        }
     }
+    local_call();
 }
