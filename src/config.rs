@@ -286,7 +286,8 @@ impl BrokerConfig {
                 g.offsets_retention_check_interval = millis(s.clamped(1, i64::MAX)?)
             }
             "offsets.topic.segment.bytes" => {
-                g.offsets_segment_bytes = s.clamped(4096, 1 << 40)? as u64
+                // As topic segment.bytes: positions in a segment are u32.
+                g.offsets_segment_bytes = s.clamped(4096, i64::from(i32::MAX))? as u64
             }
             "offset.metadata.max.bytes" => {
                 g.offset_metadata_max_bytes = s.clamped(0, i64::MAX)? as usize

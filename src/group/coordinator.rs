@@ -80,7 +80,7 @@ impl GroupCoordinator {
             let tp = TopicPartition::new(OFFSETS_TOPIC, p);
             let log = shard
                 .log_dir()
-                .open_partition(&tp, log_config.clone())
+                .open_internal_partition(&tp, log_config.clone())
                 .await?;
             coordinator.replay(&log).await?;
             coordinator.logs.borrow_mut().insert(p, log);

@@ -52,7 +52,8 @@ impl LogDir {
         self.root.join(tp.to_string())
     }
 
-    /// Opens (creating or recovering) a partition, and starts its
+    /// Opens (creating or recovering) a partition of a user topic, whose
+    /// appends wake the shard's long-polling fetches, and starts its
     /// housekeeping timer (`flush.ms`, retention), which ends by itself
     /// once the partition is dropped.
     pub async fn open_partition(
@@ -60,8 +61,27 @@ impl LogDir {
         tp: &TopicPartition,
         config: LogConfig,
     ) -> Result<Rc<Partition>> {
+        self.open_with(tp, config, self.appended.clone()).await
+    }
+
+    /// Opens a partition of an internal log (`__consumer_offsets`): the
+    /// same, but no fetch waits for it, so its appends wake nobody.
+    pub async fn open_internal_partition(
+        &self,
+        tp: &TopicPartition,
+        config: LogConfig,
+    ) -> Result<Rc<Partition>> {
+        self.open_with(tp, config, Rc::default()).await
+    }
+
+    async fn open_with(
+        &self,
+        tp: &TopicPartition,
+        config: LogConfig,
+        appended: Rc<AppendSignal>,
+    ) -> Result<Rc<Partition>> {
         let dir = self.partition_dir(tp);
-        let partition = Partition::open_notifying(&dir, config, &self.dma, self.appended.clone());
+        let partition = Partition::open_notifying(&dir, config, &self.dma, appended);
         let partition = Rc::new(partition.await?);
         housekeeping::spawn(&partition).detach();
         Ok(partition)

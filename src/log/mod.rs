@@ -46,7 +46,7 @@ pub use error::IoFailure;
 pub use error::{LogError, Result};
 pub use log_dir::LogDir;
 pub use offset::{LeaderEpoch, Offset, ProducerEpoch, ProducerId};
-pub use partition::{AppendInfo, Durability, Partition};
+pub use partition::{AppendInfo, Appended, Durability, Partition};
 pub use reader::ReadChunk;
 pub use segment::FileSlice;
 pub use topic_partition::{PartitionId, TopicPartition};

@@ -11,7 +11,8 @@
 //! - `durable`: every batch below it survived an fdatasync.
 //!
 //! Contracts:
-//! - `append` decides durability, the one place that does: with
+//! - `append` (or its halves, `append_readable` then `settle`) decides
+//!   durability, the one place that does: with
 //!   `Durability::Synced` (acks=all) it resolves once the batches are
 //!   durable; with `Durability::Policy` (acks=0/1, internal writers) once
 //!   they have offsets and are readable (tail cache), leaving them to the
@@ -66,6 +67,17 @@ pub struct AppendInfo {
     /// How long a `Durability::Synced` append waited for its fdatasync
     /// after its batches were readable (zero for `Policy`).
     pub sync_wait: Duration,
+}
+
+/// An append whose batches are readable, and the durability it was asked
+/// for, which `Partition::settle` waits for.
+#[must_use = "an append is as durable as asked only once settled"]
+#[derive(Debug)]
+pub struct Appended {
+    base_offset: Offset,
+    last_offset: Offset,
+    durability: Durability,
+    readable: Instant,
 }
 
 pub struct Partition {
@@ -275,6 +287,20 @@ impl Partition {
         now_ms: i64,
         durability: Durability,
     ) -> Result<AppendInfo> {
+        let appended = self.append_readable(batches, now_ms, durability).await?;
+        self.settle(appended).await
+    }
+
+    /// The first half of an append: resolves once the batches have offsets
+    /// and are readable; `settle` then waits for the durability asked.
+    /// Several partitions' appends can so be made in order (the order of
+    /// the requests that carry them) and their fdatasyncs overlap.
+    pub async fn append_readable(
+        &self,
+        batches: Vec<RecordBatch>,
+        now_ms: i64,
+        durability: Durability,
+    ) -> Result<Appended> {
         let config = self.config();
         check_appendable(&batches, &config)?;
         let permit = self.append_lock.acquire_permit(1).await.map_err(closed)?;
@@ -293,21 +319,29 @@ impl Partition {
         self.state.borrow().check_positions();
         drop(permit);
         self.appended.notify();
-        let readable = Instant::now();
-        // acks=all waits for the fdatasync (shared with every flusher
-        // waiting); `flush.messages` flushes here, as in Kafka's append;
-        // `flush.ms` is the housekeeping timer's, so an acks=1 producer
-        // never waits for it.
-        if durability == Durability::Synced || self.flush_due_by_count() {
+        Ok(Appended {
+            base_offset,
+            last_offset,
+            durability,
+            readable: Instant::now(),
+        })
+    }
+
+    /// The second half of an append: acks=all waits for the fdatasync
+    /// (shared with every flusher waiting); `flush.messages` flushes here,
+    /// as in Kafka's append; `flush.ms` is the housekeeping timer's, so an
+    /// acks=1 producer never waits for it.
+    pub async fn settle(&self, appended: Appended) -> Result<AppendInfo> {
+        if appended.durability == Durability::Synced || self.flush_due_by_count() {
             self.flush().await?;
         }
-        let sync_wait = match durability {
-            Durability::Synced => readable.elapsed(),
+        let sync_wait = match appended.durability {
+            Durability::Synced => appended.readable.elapsed(),
             Durability::Policy => Duration::ZERO,
         };
         Ok(AppendInfo {
-            base_offset,
-            last_offset,
+            base_offset: appended.base_offset,
+            last_offset: appended.last_offset,
             sync_wait,
         })
     }

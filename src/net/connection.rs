@@ -5,10 +5,12 @@
 //! so a connection's acks=all produce requests share fdatasyncs instead of
 //! waiting for one each.
 //!
-//! Order: requests start in the order they arrive, and every step before a
-//! produce request's append is first-in first-out (task spawning, the
-//! router's per-peer send order, the partition's append lock), so appends
-//! from one connection to one partition keep request order.
+//! Order: requests start in the order they arrive (tasks spawned in
+//! arrival order run first in that order), and every step before a produce
+//! request's append is first-in first-out (the fan-out polls its owners'
+//! calls in order, the router's per-peer send order, an owner's appends one
+//! after the other, the partition's append lock), so appends from one
+//! connection to one partition keep request order.
 //!
 //! At shutdown a connection reads no new request: it writes the answers
 //! it owes and closes, so connected clients cannot hold shutdown up.

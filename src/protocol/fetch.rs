@@ -3,14 +3,15 @@
 //! partition with data always goes, as KIP-74 says), long-polling up to
 //! `max_wait_ms` until `min_bytes` are available; appends on any owner shard
 //! of the requested partitions wake the poll. Each partition is read by its
-//! owner (one message per owner shard). Sessions (KIP-227) are answered sessionless (session id 0),
+//! owner (one call per owner shard). Sessions (KIP-227) are answered sessionless (session id 0),
 //! which every client accepts. Isolation levels are accepted; without
 //! transactions the last stable offset is the high watermark.
 //!
 //! Record bytes are never copied: hot reads go out as the tail cache's
 //! `Bytes`, cold reads as file ranges for `sendfile` (see `fetch_response`).
 //! A negative partition index is UNKNOWN_TOPIC_OR_PARTITION and a negative
-//! fetch offset OFFSET_OUT_OF_RANGE, answered here without a read.
+//! fetch offset of a partition that exists OFFSET_OUT_OF_RANGE, answered
+//! here without a read.
 
 use super::error_code::ErrorCode;
 use super::fetch_response::{encode, PartitionResult, TopicResult};
@@ -96,8 +97,11 @@ async fn read(
                     items.push((tp, range));
                     answered_here.push(None);
                 }
-                (None, _) => answered_here.push(Some(ErrorCode::UnknownTopicOrPartition)),
-                (_, None) => answered_here.push(Some(ErrorCode::OffsetOutOfRange)),
+                // An unknown partition is that first, whatever its offset.
+                (Some(tp), None) if shard.owner_of(&tp).is_some() => {
+                    answered_here.push(Some(ErrorCode::OffsetOutOfRange))
+                }
+                _ => answered_here.push(Some(ErrorCode::UnknownTopicOrPartition)),
             }
         }
     }

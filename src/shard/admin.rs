@@ -6,7 +6,7 @@
 //! can use it on any connection at once.
 
 use super::ownership::ShardId;
-use super::router::Call;
+use super::router::{Call, ShardGone};
 use super::topics::{new_topic_id, write_table, Topic, TopicUpdate};
 use super::{Shard, ShardError};
 use std::collections::BTreeMap;
@@ -43,7 +43,13 @@ impl Call<Shard> for ChangeTopic {
     type Reply = Result<Option<Topic>, ShardError>;
 
     async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
-        shard.change_topic(self.0).await
+        // In a task of its own, so a change runs to its end even if the
+        // request that asked for it goes away (its connection closed):
+        // once the table is written, every shard applies the change.
+        let shard = shard.clone();
+        let change = glommio::spawn_local(async move { shard.change_topic(self.0).await });
+        let done = change.detach().await;
+        done.ok_or(ShardError::Gone(ShardGone(ShardId::FIRST)))?
     }
 }
 

@@ -119,7 +119,8 @@ impl Shard {
             calls.push(self.router.call(self, owner, make(bucket.items)));
         }
         // The owners' calls run at once; each is first polled here, in
-        // owner order, which keeps every peer's send order (router.rs).
+        // owner order (owners are few, and join_all polls a few futures in
+        // order), which keeps every peer's send order (router.rs).
         let replies = join_all(calls).await;
         for ((owner, at), reply) in positions.into_iter().zip(replies) {
             answers.fill(at, reply.map(|r| unpack(owner, r)));

@@ -9,7 +9,10 @@
 
 use super::router::Call;
 use super::{Shard, ShardError};
-use crate::log::{Durability, LogError, Offset, ReadChunk, RecordBatch, TopicPartition};
+use crate::log::partition::now_ms;
+use crate::log::{
+    Appended, Durability, LogError, Offset, Partition, ReadChunk, RecordBatch, TopicPartition,
+};
 use crate::metrics::{Snapshot, Stage};
 use bytes::Bytes;
 use futures_lite::future;
@@ -35,15 +38,26 @@ impl Call<Shard> for Produce {
     type Reply = Vec<Result<Produced, ShardError>>;
 
     async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
-        // Every item's future is polled first here, in request order, so
-        // appends keep the order of the requests that carry them; the
-        // fdatasyncs of several partitions (acks=all) then overlap.
-        let durability = self.durability;
-        let appends = self
-            .items
-            .into_iter()
-            .map(|(tp, records)| shard.append(tp, records, durability));
-        join_all(appends).await
+        // Appends one after the other, in request order, so they keep the
+        // order of the requests that carry them; then the durability waits
+        // of all of them at once, so several partitions' fdatasyncs
+        // (acks=all) overlap.
+        let mut appended = Vec::with_capacity(self.items.len());
+        for (tp, records) in self.items {
+            appended.push(shard.append(tp, records, self.durability).await);
+        }
+        let settles = appended.into_iter().map(|a| async move {
+            let (partition, appended) = a?;
+            let info = partition.settle(appended).await?;
+            if self.durability == Durability::Synced {
+                shard.metrics.record(Stage::FsyncWait, info.sync_wait);
+            }
+            Ok(Produced {
+                base_offset: info.base_offset,
+                log_start: partition.log_start(),
+            })
+        });
+        join_all(settles).await
     }
 }
 
@@ -167,12 +181,14 @@ impl Call<Shard> for TakeMetrics {
 
 impl Shard {
     /// Appends one record set to a partition this shard owns.
+    /// Appends one record set to a partition this shard owns; its
+    /// durability is the caller's to settle.
     async fn append(
         &self,
         tp: TopicPartition,
         records: Bytes,
         durability: Durability,
-    ) -> Result<Produced, ShardError> {
+    ) -> Result<(Rc<Partition>, Appended), ShardError> {
         let partition = self.owned(&tp)?;
         if self.config.crash_on_produce_to.as_deref() == Some(tp.topic.as_str()) {
             panic!(
@@ -182,16 +198,11 @@ impl Shard {
         }
         let batches = RecordBatch::split_all(records).map_err(LogError::from)?;
         let started = Instant::now();
-        let info = partition.append(batches, durability).await?;
-        let appended = started.elapsed().saturating_sub(info.sync_wait);
-        self.metrics.record(Stage::Append, appended);
-        if durability == Durability::Synced {
-            self.metrics.record(Stage::FsyncWait, info.sync_wait);
-        }
-        Ok(Produced {
-            base_offset: info.base_offset,
-            log_start: partition.log_start(),
-        })
+        let appended = partition
+            .append_readable(batches, now_ms(), durability)
+            .await?;
+        self.metrics.since(Stage::Append, started);
+        Ok((partition, appended))
     }
 
     async fn read_owned(
@@ -232,7 +243,7 @@ impl Shard {
     }
 
     /// An open partition this shard owns, or UNKNOWN_TOPIC_OR_PARTITION.
-    fn owned(&self, tp: &TopicPartition) -> Result<Rc<crate::log::Partition>, ShardError> {
+    fn owned(&self, tp: &TopicPartition) -> Result<Rc<Partition>, ShardError> {
         self.partition(tp)
             .ok_or_else(|| ShardError::UnknownPartition(tp.clone()))
     }

@@ -43,7 +43,8 @@ pub trait Call<T>: Send + 'static {
     fn run(self, on: &Rc<T>) -> impl Future<Output = Self::Reply>;
 }
 
-/// A sharded service: it can hand the router a reply to send back.
+/// A sharded service: one instance per shard, reachable through its own
+/// router (which delivers calls and replies to it).
 pub trait Sharded: Sized + 'static {
     fn router(&self) -> &Router<Self>;
 }
@@ -150,8 +151,6 @@ impl<T: Sharded> Router<T> {
         });
         let id = self.next_id.get();
         self.next_id.set(id + 1);
-        let (tx, rx) = local_channel::new_bounded(1);
-        self.pending.borrow_mut().insert(id, tx);
         let sent = {
             let _turn = self.send_order[to.index()].acquire_permit(1).await;
             let envelope = Envelope::Call {
@@ -163,9 +162,13 @@ impl<T: Sharded> Router<T> {
             senders.send_to(to.index(), envelope).await
         };
         if sent.is_err() {
-            self.pending.borrow_mut().remove(&id);
             return Err(ShardGone(to));
         }
+        // Registered only once sent (a call dropped while it waits to send
+        // leaves nothing behind), and before this task yields again, so
+        // before the reply can be delivered on this thread.
+        let (tx, rx) = local_channel::new_bounded(1);
+        self.pending.borrow_mut().insert(id, tx);
         rx.recv().await.ok_or(ShardGone(to))?;
         // Empty if the owner dropped the call without running it.
         let reply = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
