@@ -114,7 +114,7 @@ impl Partition {
         match self.config().cold_reads {
             ColdReads::Direct => Ok(ReadChunk::Read(files.read(start, len as usize).await?)),
             ColdReads::Sendfile => Ok(ReadChunk::File(FileSlice {
-                file: files.reader()?,
+                file: files.reader().await?,
                 position: start,
                 len: index_position(len),
             })),

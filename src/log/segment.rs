@@ -73,16 +73,20 @@ impl SegmentFiles {
         })
     }
 
-    /// A buffered read-only descriptor for `sendfile`, opened on first use.
-    pub fn reader(&self) -> Result<Arc<std::fs::File>> {
+    /// A buffered read-only descriptor for `sendfile`, opened on first use
+    /// (on a blocking thread: an open can wait on the disk).
+    pub async fn reader(&self) -> Result<Arc<std::fs::File>> {
         if let Some(f) = self.reader.borrow().as_ref() {
             return Ok(f.clone());
         }
-        let f = Arc::new(
-            std::fs::File::open(&self.log_path)
-                .context(|| format!("opening {} for reads", self.log_path.display()))?,
-        );
-        *self.reader.borrow_mut() = Some(f.clone());
+        let path = self.log_path.clone();
+        let opened = glommio::executor()
+            .spawn_blocking(move || std::fs::File::open(path))
+            .await;
+        let f =
+            Arc::new(opened.context(|| format!("opening {} for reads", self.log_path.display()))?);
+        // Another read may have opened one meanwhile; either serves.
+        self.reader.borrow_mut().get_or_insert_with(|| f.clone());
         Ok(f)
     }
 
