@@ -137,33 +137,49 @@ fn fetch_encode() {
 fn cross_shard_hop(spin: Duration) -> Histogram<u64> {
     const TRIPS: u64 = 50_000;
     let mesh = MeshBuilder::<u64, Full>::full(2, 64);
-    let mut handles = Vec::new();
-    for id in 0..2 {
+    on_two_shards(spin, move |id| {
         let mesh = mesh.clone();
-        let handle = glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(id))
-            .spin_before_park(spin)
-            .spawn(move || async move {
-                let (senders, mut receivers) = mesh.join().await.expect("mesh");
-                let mut hist =
-                    Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3).expect("histogram");
-                let (_, rx) = receivers.streams().into_iter().next().expect("peer");
-                let peer = 1 - id;
-                for i in 0..TRIPS {
-                    if id == 0 {
-                        let t = Instant::now();
-                        senders.send_to(peer, i).await.expect("send");
-                        rx.recv().await.expect("reply");
-                        hist.saturating_record(t.elapsed().as_nanos() as u64);
-                    } else {
-                        let v = rx.recv().await.expect("request");
-                        senders.send_to(peer, v).await.expect("reply");
-                    }
+        async move {
+            let (senders, mut receivers) = mesh.join().await.expect("mesh");
+            let mut hist = round_trips();
+            let (_, rx) = receivers.streams().into_iter().next().expect("peer");
+            let peer = 1 - id;
+            for i in 0..TRIPS {
+                if id == 0 {
+                    let t = Instant::now();
+                    senders.send_to(peer, i).await.expect("send");
+                    rx.recv().await.expect("reply");
+                    hist.saturating_record(t.elapsed().as_nanos() as u64);
+                } else {
+                    let v = rx.recv().await.expect("request");
+                    senders.send_to(peer, v).await.expect("reply");
                 }
-                hist
-            })
-            .expect("executor");
-        handles.push(handle);
-    }
+            }
+            hist
+        }
+    })
+}
+
+fn round_trips() -> Histogram<u64> {
+    Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3).expect("histogram")
+}
+
+/// Runs `body(0)` and `body(1)` on two pinned executors that spin `spin`
+/// before parking; returns shard 0's histogram.
+fn on_two_shards<B, F>(spin: Duration, body: B) -> Histogram<u64>
+where
+    B: Fn(usize) -> F + Clone + Send + 'static,
+    F: std::future::Future<Output = Histogram<u64>> + 'static,
+{
+    let handles: Vec<_> = (0..2)
+        .map(|id| {
+            let body = body.clone();
+            glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(id))
+                .spin_before_park(spin)
+                .spawn(move || body(id))
+                .expect("executor")
+        })
+        .collect();
     let mut hists: Vec<Histogram<u64>> = handles
         .into_iter()
         .map(|h| h.join().expect("join"))
@@ -226,43 +242,33 @@ fn local_call() {
 fn routed_round_trip(spin: Duration) -> Histogram<u64> {
     const TRIPS: u64 = 50_000;
     let mesh = MeshBuilder::<Envelope<Echo>, Full>::full(2, 64);
-    let mut handles = Vec::new();
-    for id in 0..2 {
+    let hist = on_two_shards(spin, move |id| {
         let mesh = mesh.clone();
-        let handle = glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(id))
-            .spin_before_park(spin)
-            .spawn(move || async move {
-                let (senders, receivers) = mesh.join().await.expect("mesh");
-                let echo = Rc::new(Echo {
-                    router: Router::new(senders, Rc::default()),
-                });
-                Router::serve(&echo, receivers);
-                let mut hist =
-                    Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3).expect("histogram");
-                if id == 0 {
-                    for i in 0..TRIPS {
-                        let t = Instant::now();
-                        let reply = echo.router.call(&echo, ShardId::new(1), Ping(i)).await;
-                        assert_eq!(reply.expect("peer answers"), i + 1);
-                        hist.saturating_record(t.elapsed().as_nanos() as u64);
-                    }
-                    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
-                } else {
-                    while !STOP.load(std::sync::atomic::Ordering::SeqCst) {
-                        glommio::timer::sleep(Duration::from_millis(1)).await;
-                    }
+        async move {
+            let (senders, receivers) = mesh.join().await.expect("mesh");
+            let echo = Rc::new(Echo {
+                router: Router::new(senders, Rc::default()),
+            });
+            Router::serve(&echo, receivers);
+            let mut hist = round_trips();
+            if id == 0 {
+                for i in 0..TRIPS {
+                    let t = Instant::now();
+                    let reply = echo.router.call(&echo, ShardId::new(1), Ping(i)).await;
+                    assert_eq!(reply.expect("peer answers"), i + 1);
+                    hist.saturating_record(t.elapsed().as_nanos() as u64);
                 }
-                hist
-            })
-            .expect("executor");
-        handles.push(handle);
-    }
-    let mut hists: Vec<Histogram<u64>> = handles
-        .into_iter()
-        .map(|h| h.join().expect("join"))
-        .collect();
+                STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+            } else {
+                while !STOP.load(std::sync::atomic::Ordering::SeqCst) {
+                    glommio::timer::sleep(Duration::from_millis(1)).await;
+                }
+            }
+            hist
+        }
+    });
     STOP.store(false, std::sync::atomic::Ordering::SeqCst);
-    hists.swap_remove(0)
+    hist
 }
 
 /// Ends the serving shard of `routed_round_trip`.
