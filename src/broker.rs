@@ -1,7 +1,7 @@
 //! `Broker`: what one shard runs of the broker — its share of the data
-//! (`Shard`) and the coordinators built on it (`GroupCoordinator`; next
-//! the transaction coordinator). Connections and the protocol edge work
-//! through it.
+//! (`Shard`) and the services built on it (`GroupCoordinator`,
+//! `ProducerIds`; next the transaction coordinator). Connections and the
+//! protocol edge work through it.
 //!
 //! One per executor thread. Each service inside is sharded on its own: it
 //! reaches its instances on other shards through a `Router` over a channel
@@ -13,12 +13,14 @@ use crate::log::LogError;
 use crate::metrics::ShardMetrics;
 use crate::shard::router::{Envelope, Router, Sharded};
 use crate::shard::{Shard, ShardError};
+use crate::txn::producer_ids::{ProducerIdError, ProducerIds};
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers};
 use std::rc::Rc;
 
 pub struct Broker {
     pub shard: Rc<Shard>,
     pub groups: Rc<GroupCoordinator>,
+    pub producer_ids: Rc<ProducerIds>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +31,8 @@ pub enum BrokerError {
     Shard(#[from] ShardError),
     #[error("opening the consumer groups' log: {0}")]
     Groups(#[source] LogError),
+    #[error(transparent)]
+    ProducerIds(#[from] ProducerIdError),
 }
 
 /// Messages buffered per pair of shards and service before a sender
@@ -42,6 +46,7 @@ pub struct Meshes {
     shards: usize,
     data: MeshBuilder<Envelope<Shard>, Full>,
     groups: MeshBuilder<Envelope<GroupCoordinator>, Full>,
+    producer_ids: MeshBuilder<Envelope<ProducerIds>, Full>,
 }
 
 impl Meshes {
@@ -50,6 +55,7 @@ impl Meshes {
             shards,
             data: MeshBuilder::full(shards, MESH_CHANNEL_CAPACITY),
             groups: MeshBuilder::full(shards, MESH_CHANNEL_CAPACITY),
+            producer_ids: MeshBuilder::full(shards, MESH_CHANNEL_CAPACITY),
         }
     }
 }
@@ -77,6 +83,7 @@ impl Broker {
         let metrics = Rc::new(ShardMetrics::default());
         let (data_router, data_calls) = join(meshes.data, meshes.shards, &metrics).await?;
         let (group_router, group_calls) = join(meshes.groups, meshes.shards, &metrics).await?;
+        let (pid_router, pid_calls) = join(meshes.producer_ids, meshes.shards, &metrics).await?;
         let shard = Shard::open(config, data_router).await?;
         if let Some(calls) = data_calls {
             Router::serve(&shard, calls);
@@ -87,7 +94,15 @@ impl Broker {
         if let Some(calls) = group_calls {
             Router::serve(&groups, calls);
         }
-        Ok(Rc::new(Broker { shard, groups }))
+        let producer_ids = ProducerIds::open(&shard.config.data_dir, pid_router).await?;
+        if let Some(calls) = pid_calls {
+            Router::serve(&producer_ids, calls);
+        }
+        Ok(Rc::new(Broker {
+            shard,
+            groups,
+            producer_ids,
+        }))
     }
 
     /// Flushes every partition and offsets log; used at shutdown.

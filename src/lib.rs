@@ -20,6 +20,8 @@
 //!   segment files, indexes, tail cache, durability (`Durability`, group
 //!   commit), recovery, retention, and `LogDir`, the one way to open a
 //!   partition. Knows nothing of the network.
+//! - `txn/`: exactly-once — producer ids for idempotent producers (the
+//!   transaction coordinator comes next). Built on `shard`.
 //! - `metrics/`: per-shard latency histograms and counters, merged for
 //!   `/metrics` (Prometheus text) and `strom stats`.
 //! - `config`: the broker's settings, by Kafka's names.
@@ -27,9 +29,9 @@
 //!   uses `net::frame` and `log::batch`, nothing depends on it).
 //!
 //! Dependencies point inward, with no cycle:
-//! net → protocol → broker → group → shard → config → log, and `metrics`
-//! beside them all. Still to come, as DESIGN.md draws them: `txn/` (beside
-//! `group/`, on `shard`), `cluster/`.
+//! net → protocol → broker → {group, txn} → shard → config → log, and
+//! `metrics` beside them all. Still to come, as DESIGN.md draws it:
+//! `cluster/`.
 
 pub mod bench;
 pub mod broker;
@@ -40,3 +42,4 @@ pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod shard;
+pub mod txn;

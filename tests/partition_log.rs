@@ -550,3 +550,62 @@ fn flushes_keep_zeros_ahead_that_sealing_and_recovery_remove() {
         p.close().await.unwrap();
     });
 }
+
+/// A one-record batch of idempotent producer 9, epoch 0, at `seq`.
+fn idempotent(seq: i32) -> strom::log::RecordBatch {
+    let plain = batch(seq as u64, 1, 900, 5);
+    let mut raw = strom::log::batch::build::with_producer(
+        plain.as_bytes(),
+        strom::log::ProducerId(9),
+        strom::log::ProducerEpoch(0),
+        seq,
+    );
+    strom::log::RecordBatch::split_first(&mut raw).expect("batch")
+}
+
+#[test]
+fn producer_retries_are_recognized_after_a_crash_from_the_roll_snapshot_and_the_log() {
+    // Proves: the producer state a partition reopens with, without a clean
+    // close, is the snapshot of its last roll plus the batches after it
+    // replayed: the last five batches are retries (stored never again,
+    // answered with their offsets), the next sequence follows, and a gap
+    // is refused.
+    let dir = test_dir();
+    let path = dir.path().join("p-0");
+    run(move || async move {
+        let p = open(&path, small_config()).await;
+        for seq in 0..150 {
+            let info = p
+                .append(vec![idempotent(seq)], Durability::Policy)
+                .await
+                .unwrap();
+            assert_eq!(info.base_offset.get(), seq as u64);
+        }
+        assert!(p.segment_count() > 1, "the log rolled");
+        p.flush().await.unwrap();
+        drop(p); // a crash: no shutdown snapshot
+        let snapshots = std::fs::read_dir(&path)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension() == Some("snapshot".as_ref()))
+            .count();
+        assert!(
+            (1..=2).contains(&snapshots),
+            "{snapshots} roll snapshots kept"
+        );
+
+        let p = open(&path, small_config()).await;
+        for seq in 145..150 {
+            let retry = p.append(vec![idempotent(seq)], Durability::Policy).await;
+            assert_eq!(
+                retry.unwrap().base_offset.get(),
+                seq as u64,
+                "retry of {seq}"
+            );
+        }
+        assert_eq!(p.next_offset().get(), 150, "retries stored nothing");
+        let gap = p.append(vec![idempotent(152)], Durability::Policy).await;
+        assert!(matches!(gap, Err(LogError::Producer(_))), "{gap:?}");
+        let next = p.append(vec![idempotent(150)], Durability::Policy).await;
+        assert_eq!(next.unwrap().base_offset.get(), 150);
+    });
+}

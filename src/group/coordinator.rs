@@ -426,6 +426,7 @@ impl GroupCoordinator {
         let logs: Vec<Rc<Partition>> = self.logs.borrow().values().cloned().collect();
         for log in logs {
             log.flush().await?;
+            log.snapshot_producers().await?;
         }
         Ok(())
     }

@@ -11,7 +11,7 @@
 //! short) from a corrupt batch (bad CRC) and a producer's batch can be
 //! rejected with the right Kafka error.
 
-use super::offset::{LeaderEpoch, Offset, ProducerId};
+use super::offset::{LeaderEpoch, Offset, ProducerEpoch, ProducerId};
 use bytes::{Bytes, BytesMut};
 
 /// Bytes before the `batchLength` field's value starts counting.
@@ -29,9 +29,12 @@ const LAST_OFFSET_DELTA: usize = 23;
 const BASE_TIMESTAMP: usize = 27;
 const MAX_TIMESTAMP: usize = 35;
 const PRODUCER_ID: usize = 43;
+const PRODUCER_EPOCH: usize = 51;
+const BASE_SEQUENCE: usize = 53;
 const RECORD_COUNT: usize = 57;
 
 const _: () = assert!(RECORD_COUNT + 4 == HEADER_LEN);
+const _: () = assert!(PRODUCER_ID + 8 == PRODUCER_EPOCH && PRODUCER_EPOCH + 2 == BASE_SEQUENCE);
 const _: () = assert!(CRC + 4 == ATTRIBUTES);
 
 /// The compression codec bits of `attributes`.
@@ -266,6 +269,30 @@ impl RecordBatch {
         ProducerId(read_i64(&self.bytes, PRODUCER_ID))
     }
 
+    pub fn producer_epoch(&self) -> ProducerEpoch {
+        ProducerEpoch(i16::from_be_bytes([
+            self.bytes[PRODUCER_EPOCH],
+            self.bytes[PRODUCER_EPOCH + 1],
+        ]))
+    }
+
+    /// The sequence of the batch's first record (-1 without idempotence).
+    pub fn base_sequence(&self) -> i32 {
+        read_i32(&self.bytes, BASE_SEQUENCE)
+    }
+
+    /// The sequence of the batch's last record: sequences wrap from
+    /// i32::MAX to 0, as Kafka's `DefaultRecordBatch.incrementSequence`.
+    pub fn last_sequence(&self) -> i32 {
+        let base = self.base_sequence();
+        let delta = self.last_offset_delta().max(0);
+        if base > i32::MAX - delta {
+            delta - (i32::MAX - base) - 1
+        } else {
+            base + delta
+        }
+    }
+
     pub fn record_count(&self) -> i32 {
         read_i32(&self.bytes, RECORD_COUNT)
     }
@@ -467,6 +494,24 @@ pub mod build {
         out.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
         out.extend_from_slice(&(count as i32).to_be_bytes());
         out.extend_from_slice(body);
+        let crc = crc32c::crc32c(&out[ATTRIBUTES..]);
+        out[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        Bytes::from(out)
+    }
+
+    /// The same batch as an idempotent producer sends it: its producer
+    /// id, epoch and first sequence set, the CRC recomputed (the fields
+    /// are under it).
+    pub fn with_producer(
+        batch: &[u8],
+        producer: ProducerId,
+        epoch: ProducerEpoch,
+        base_sequence: i32,
+    ) -> Bytes {
+        let mut out = batch.to_vec();
+        out[PRODUCER_ID..PRODUCER_ID + 8].copy_from_slice(&producer.0.to_be_bytes());
+        out[PRODUCER_EPOCH..PRODUCER_EPOCH + 2].copy_from_slice(&epoch.0.to_be_bytes());
+        out[BASE_SEQUENCE..BASE_SEQUENCE + 4].copy_from_slice(&base_sequence.to_be_bytes());
         let crc = crc32c::crc32c(&out[ATTRIBUTES..]);
         out[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
         Bytes::from(out)

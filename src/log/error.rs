@@ -5,6 +5,7 @@
 
 use super::batch::BatchError;
 use super::offset::Offset;
+use super::producer_state::ProducerError;
 use std::io;
 use std::sync::Arc;
 
@@ -50,6 +51,9 @@ pub enum LogError {
     },
     #[error(transparent)]
     Io(#[from] IoFailure),
+    /// An idempotent producer's batch out of its sequence or epoch.
+    #[error(transparent)]
+    Producer(#[from] ProducerError),
     /// A write or fdatasync failed earlier; the partition accepts nothing
     /// more until it is reopened (Kafka: KAFKA_STORAGE_ERROR).
     #[error("partition log is offline after an I/O failure: {0}")]

@@ -9,6 +9,7 @@
 //! - `appender`: the O_DIRECT write path of the active segment.
 //! - `index`, `time_index`: the sparse indexes, Kafka's file formats.
 //! - `tail_cache`: recent batches in memory for consumers at the tail.
+//! - `producer_state`: idempotent producers' last batches (deduplication).
 //! - `partition`: append / flush / roll, the positions a log keeps.
 //! - `reader`: reads for fetches, the log's own reads, time lookup.
 //! - `retention`: deleting whole segments from the front.
@@ -31,6 +32,8 @@ pub mod io_probe;
 pub mod log_dir;
 pub mod offset;
 pub mod partition;
+pub mod producer_snapshot;
+pub mod producer_state;
 pub mod reader;
 pub mod recovery;
 pub mod retention;

@@ -33,7 +33,9 @@ use super::config::LogConfig;
 use super::error::{IoContext, IoFailure, LogError, Result};
 use super::io_probe::DmaReady;
 use super::offset::{LeaderEpoch, Offset};
-use super::recovery::{open_sealed, recover_active, write_indexes};
+use super::producer_snapshot;
+use super::producer_state::{Plan, ProducerState};
+use super::recovery::{open_sealed, rebuild_producer_state, recover_active, write_indexes};
 use super::segment::{Segment, SegmentFiles};
 use super::tail_cache::TailCache;
 use glommio::sync::Semaphore;
@@ -67,6 +69,9 @@ pub struct AppendInfo {
     /// How long a `Durability::Synced` append waited for its fdatasync
     /// after its batches were readable (zero for `Policy`).
     pub sync_wait: Duration,
+    /// For a producer's retry of a stored batch: that batch's max
+    /// timestamp, which Kafka answers as the log append time.
+    pub retried_timestamp: Option<i64>,
 }
 
 /// An append whose batches are readable, and the durability it was asked
@@ -78,6 +83,7 @@ pub struct Appended {
     last_offset: Offset,
     durability: Durability,
     readable: Instant,
+    retried_timestamp: Option<i64>,
 }
 
 pub struct Partition {
@@ -106,6 +112,10 @@ pub(super) struct State {
     /// `flush.ms` counts from that record, not from before the flush.
     appended_during_flush_ms: Option<Option<i64>>,
     offline: Option<IoFailure>,
+    /// What each idempotent producer last appended (deduplication).
+    pub(super) producers: ProducerState,
+    /// The offsets of the producer snapshots on disk, oldest first.
+    pub(super) snapshots: Vec<Offset>,
     /// fdatasyncs of segment files so far (group commit makes this far
     /// smaller than the number of flush calls).
     fdatasyncs: u64,
@@ -178,7 +188,7 @@ impl Partition {
         _: &DmaReady,
         appended: Rc<AppendSignal>,
     ) -> Result<Partition> {
-        let (dir, bases) = list_segments(dir).await?;
+        let (dir, bases, snapshots) = list_segments(dir).await?;
         let dir = &dir;
         let mut segments = BTreeMap::new();
         match bases.split_last() {
@@ -196,6 +206,7 @@ impl Partition {
         }
         let log_start = *segments.keys().next().expect("at least one segment");
         let next = segments.values().next_back().expect("active").next_offset;
+        let (producers, _) = rebuild_producer_state(dir, &segments, &snapshots).await?;
         let state = State {
             segments,
             tail: TailCache::default(),
@@ -206,6 +217,8 @@ impl Partition {
             appended_during_flush_ms: None,
             offline: None,
             fdatasyncs: 0,
+            producers,
+            snapshots,
         };
         state.check_positions();
         Ok(Partition {
@@ -306,6 +319,21 @@ impl Partition {
         let permit = self.append_lock.acquire_permit(1).await.map_err(closed)?;
         self.state.borrow().check_online()?;
         let base_offset = self.state.borrow().next;
+        let plan = self.state.borrow().producers.plan(&batches, base_offset)?;
+        let updates = match plan {
+            Plan::Append(updates) => updates,
+            // A producer's retry: nothing is stored; the answer is the
+            // original's offsets, durable as this append asks (settle).
+            Plan::Duplicate(original) => {
+                return Ok(Appended {
+                    base_offset: original.first_offset,
+                    last_offset: original.last_offset,
+                    durability,
+                    readable: Instant::now(),
+                    retried_timestamp: Some(original.max_timestamp),
+                });
+            }
+        };
         for batch in batches {
             if self.should_roll(&batch, now_ms) {
                 self.roll_locked().await?;
@@ -316,6 +344,7 @@ impl Partition {
             }
         }
         let last_offset = Offset::new(self.state.borrow().next.get() - 1);
+        self.state.borrow_mut().producers.apply(updates);
         self.state.borrow().check_positions();
         drop(permit);
         self.appended.notify();
@@ -324,6 +353,7 @@ impl Partition {
             last_offset,
             durability,
             readable: Instant::now(),
+            retried_timestamp: None,
         })
     }
 
@@ -343,6 +373,7 @@ impl Partition {
             base_offset: appended.base_offset,
             last_offset: appended.last_offset,
             sync_wait,
+            retried_timestamp: appended.retried_timestamp,
         })
     }
 
@@ -448,6 +479,43 @@ impl Partition {
             .await
             .map_err(|e| self.go_offline(e.into_failure()))?;
         self.state.borrow_mut().segments.insert(next, fresh);
+        // At each roll, as Kafka: an open then replays one segment at most.
+        self.snapshot_producers_at(next).await;
+        Ok(())
+    }
+
+    /// Writes the producer state, which is that of the log up to `offset`
+    /// (the caller holds the append lock), as a snapshot, and deletes all
+    /// but the one before it. A snapshot that cannot be written is only a
+    /// warning: the next open replays more of the log.
+    async fn snapshot_producers_at(&self, offset: Offset) {
+        let entries = self.state.borrow().producers.snapshot();
+        if let Err(e) = producer_snapshot::write(&self.dir, offset, &entries).await {
+            tracing::warn!(partition = %self.dir.display(), "writing a producer snapshot: {e}");
+            return;
+        }
+        let doomed: Vec<Offset> = {
+            let mut st = self.state.borrow_mut();
+            st.snapshots.push(offset);
+            let keep_from = st.snapshots.len().saturating_sub(2);
+            st.snapshots.drain(..keep_from).collect()
+        };
+        for old in doomed {
+            if let Err(e) = producer_snapshot::remove(&self.dir, old).await {
+                tracing::warn!(partition = %self.dir.display(), "deleting a producer snapshot: {e}");
+            }
+        }
+    }
+
+    /// At shutdown: a snapshot of the producer state at the log end, so
+    /// the next open replays nothing (none is written if the newest
+    /// snapshot is at the log end already).
+    pub async fn snapshot_producers(&self) -> Result<()> {
+        let _permit = self.append_lock.acquire_permit(1).await.map_err(closed)?;
+        let end = self.state.borrow().next;
+        if self.state.borrow().snapshots.last() != Some(&end) {
+            self.snapshot_producers_at(end).await;
+        }
         Ok(())
     }
 
@@ -555,29 +623,35 @@ impl Partition {
     }
 }
 
-/// Creates `dir` if needed and lists the base offsets of its segments,
-/// oldest first, off the executor (directory calls block). Returns the
-/// directory's absolute path too: glommio's directory calls need one.
-async fn list_segments(dir: &Path) -> Result<(PathBuf, Vec<Offset>)> {
+/// Creates `dir` if needed and lists the base offsets of its segments and
+/// the offsets of its producer snapshots, oldest first, off the executor
+/// (directory calls block). Returns the directory's absolute path too:
+/// glommio's directory calls need one.
+async fn list_segments(dir: &Path) -> Result<(PathBuf, Vec<Offset>, Vec<Offset>)> {
     let wanted = dir.to_path_buf();
     let listed = glommio::executor()
-        .spawn_blocking(move || -> std::io::Result<(PathBuf, Vec<Offset>)> {
-            std::fs::create_dir_all(&wanted)?;
-            let dir = std::fs::canonicalize(&wanted)?;
-            let mut bases = Vec::new();
-            for entry in std::fs::read_dir(&dir)? {
-                let name = entry?.file_name();
-                let name = name.to_string_lossy();
-                if let Some(base) = name
-                    .strip_suffix(".log")
-                    .and_then(|b| b.parse::<u64>().ok())
-                {
-                    bases.push(Offset::new(base));
+        .spawn_blocking(
+            move || -> std::io::Result<(PathBuf, Vec<Offset>, Vec<Offset>)> {
+                std::fs::create_dir_all(&wanted)?;
+                let dir = std::fs::canonicalize(&wanted)?;
+                let (mut bases, mut snapshots) = (Vec::new(), Vec::new());
+                for entry in std::fs::read_dir(&dir)? {
+                    let name = entry?.file_name();
+                    let name = name.to_string_lossy();
+                    if let Some(base) = name
+                        .strip_suffix(".log")
+                        .and_then(|b| b.parse::<u64>().ok())
+                    {
+                        bases.push(Offset::new(base));
+                    } else if let Some(offset) = producer_snapshot::offset_of(&name) {
+                        snapshots.push(offset);
+                    }
                 }
-            }
-            bases.sort_unstable();
-            Ok((dir, bases))
-        })
+                bases.sort_unstable();
+                snapshots.sort_unstable();
+                Ok((dir, bases, snapshots))
+            },
+        )
         .await;
     listed.context(|| format!("opening {}", dir.display()))
 }

@@ -15,6 +15,8 @@ use super::config::LogConfig;
 use super::error::{IoContext, Result};
 use super::index::OffsetIndex;
 use super::offset::Offset;
+use super::producer_snapshot;
+use super::producer_state::ProducerState;
 use super::segment::{
     file_name, read_file, write_file_durably, BatchScanner, Scanned, Segment, SegmentFiles,
 };
@@ -133,6 +135,52 @@ pub async fn recover_active(
         segment.next_offset,
     ));
     Ok(segment)
+}
+
+/// The producer state of a log: the newest valid snapshot among
+/// `snapshots` (within the log), then every batch after it replayed, oldest
+/// first — the whole log if no snapshot serves. Returns the state and the
+/// offset of the snapshot it started from. A segment that stops short
+/// (damage past what recovery checked) ends its replay there, with a
+/// warning.
+pub async fn rebuild_producer_state(
+    dir: &Path,
+    segments: &std::collections::BTreeMap<Offset, Segment>,
+    snapshots: &[Offset],
+) -> Result<(ProducerState, Option<Offset>)> {
+    let log_start = *segments.keys().next().expect("a log has a segment");
+    let log_end = segments.values().next_back().expect("active").next_offset;
+    let usable: Vec<Offset> = snapshots
+        .iter()
+        .copied()
+        .filter(|&o| log_start <= o && o <= log_end)
+        .collect();
+    let (mut state, from) = match producer_snapshot::load_newest(dir, &usable).await? {
+        Some((offset, entries)) => (ProducerState::from_snapshot(entries), Some(offset)),
+        None => (ProducerState::default(), None),
+    };
+    let replay_from = from.unwrap_or(log_start);
+    for segment in segments.values().filter(|s| s.next_offset > replay_from) {
+        let files = &segment.files;
+        let mut scanner = BatchScanner::new(files, segment.size);
+        let mut pos = 0u64;
+        loop {
+            match scanner.batch(pos).await? {
+                Scanned::Batch(batch) => {
+                    pos += batch.len() as u64;
+                    if batch.base() >= replay_from {
+                        state.replay(&batch);
+                    }
+                }
+                Scanned::End => break,
+                Scanned::Corrupt(why) => {
+                    tracing::warn!(segment = %files.log_path.display(), "producer state replay stops at {pos}: {why}");
+                    break;
+                }
+            }
+        }
+    }
+    Ok((state, from))
 }
 
 /// Opens a sealed segment whose successor starts at `next_offset`.

@@ -6,6 +6,7 @@
 use super::error::{IoContext, Result};
 use super::offset::Offset;
 use super::partition::Partition;
+use super::producer_snapshot;
 use super::segment::{file_name, Segment};
 
 impl Partition {
@@ -65,9 +66,21 @@ impl Partition {
             let start = *st.segments.keys().next().expect("active segment");
             st.log_start = start;
             st.tail.drop_below(start);
+            st.producers.drop_below(start);
             doomed
         };
         let deleted = doomed.len();
+        // Snapshots below the log start describe deleted segments.
+        let (start, old_snapshots) = {
+            let mut st = self.state.borrow_mut();
+            let start = st.log_start;
+            let keep = st.snapshots.partition_point(|&o| o < start);
+            (start, st.snapshots.drain(..keep).collect::<Vec<_>>())
+        };
+        for offset in old_snapshots {
+            debug_assert!(offset < start);
+            producer_snapshot::remove(self.dir(), offset).await?;
+        }
         for files in doomed {
             let base = files.base_offset;
             tracing::info!(segment = %files.log_path.display(), reason, "deleting segment");

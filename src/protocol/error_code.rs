@@ -1,6 +1,7 @@
 //! Kafka's error codes, and the mapping from strom's typed errors.
 
 use crate::group::GroupError;
+use crate::log::producer_state::ProducerError;
 #[cfg(test)]
 use crate::log::Offset;
 use crate::log::{BatchError, LogError};
@@ -41,6 +42,8 @@ pub enum ErrorCode {
     InvalidConfig = 40,
     InvalidRequest = 42,
     UnknownServerError = -1,
+    OutOfOrderSequenceNumber = 45,
+    InvalidProducerEpoch = 47,
     KafkaStorageError = 56,
     InvalidRecord = 87,
 }
@@ -110,6 +113,12 @@ impl From<&LogError> for ErrorCode {
                 ErrorCode::KafkaStorageError
             }
             LogError::Corrupt(_) => ErrorCode::UnknownServerError,
+            LogError::Producer(ProducerError::OutOfOrderSequence { .. }) => {
+                ErrorCode::OutOfOrderSequenceNumber
+            }
+            LogError::Producer(ProducerError::InvalidProducerEpoch { .. }) => {
+                ErrorCode::InvalidProducerEpoch
+            }
         }
     }
 }

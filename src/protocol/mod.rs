@@ -23,6 +23,7 @@ pub mod fetch_response;
 pub mod find_coordinator;
 pub mod heartbeat;
 pub mod incremental_alter_configs;
+pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
@@ -68,6 +69,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 4),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::InitProducerId, 0, 5),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -249,6 +251,9 @@ async fn dispatch(
         }
         RequestKind::DeleteGroups(r) => R::DeleteGroups(delete_groups::handle(groups, r).await),
         RequestKind::OffsetDelete(r) => R::OffsetDelete(offset_delete::handle(groups, r).await),
+        RequestKind::InitProducerId(r) => {
+            R::InitProducerId(init_producer_id::handle(&broker.producer_ids, r).await)
+        }
         _ => {
             let (api, version) = (cx.api, v);
             return Err(ProtocolError::UnsupportedVersion { api, version });
@@ -306,6 +311,7 @@ fn error_codes(response: &ResponseKind) -> u64 {
         ResponseKind::ListGroups(r) => failed([r.error_code]),
         ResponseKind::DescribeGroups(r) => failed(r.groups.iter().map(|g| g.error_code)),
         ResponseKind::DeleteGroups(r) => failed(r.results.iter().map(|g| g.error_code)),
+        ResponseKind::InitProducerId(r) => failed([r.error_code]),
         ResponseKind::OffsetDelete(r) => failed(
             once(r.error_code).chain(
                 r.topics

@@ -97,6 +97,7 @@ fn partition_response(
     match result {
         Ok(produced) => {
             p.base_offset = wire::offset_to_wire(produced.base_offset);
+            p.log_append_time_ms = produced.log_append_time.unwrap_or(-1);
             if version >= 5 {
                 p.log_start_offset = wire::offset_to_wire(produced.log_start);
             }

@@ -190,11 +190,13 @@ impl Shard {
         snapshot
     }
 
-    /// Flushes every partition; used at shutdown.
+    /// Flushes every partition and snapshots its producer state; used at
+    /// shutdown.
     pub async fn flush_all(&self) -> Result<(), LogError> {
         let all: Vec<Rc<Partition>> = self.partitions.borrow().values().cloned().collect();
         for p in all {
             p.flush().await?;
+            p.snapshot_producers().await?;
         }
         Ok(())
     }

@@ -32,6 +32,8 @@ pub struct Produce {
 pub struct Produced {
     pub base_offset: Offset,
     pub log_start: Offset,
+    /// Set for an idempotent producer's retry (see `AppendInfo`).
+    pub log_append_time: Option<i64>,
 }
 
 impl Call<Shard> for Produce {
@@ -55,6 +57,7 @@ impl Call<Shard> for Produce {
             Ok(Produced {
                 base_offset: info.base_offset,
                 log_start: partition.log_start(),
+                log_append_time: info.retried_timestamp,
             })
         });
         join_all(settles).await

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod proxy;
 
 use bytes::Bytes;
 use std::future::Future;

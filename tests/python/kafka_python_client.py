@@ -4,8 +4,8 @@ a group and commits, and reads the group back through its admin client. Run
 by tests/group_admin_clients.rs against a broker it started; exits non-zero
 on the first failed check.
 
-Idempotence is off: kafka-python 3.x turns it on by default, and strom has
-no InitProducerId yet."""
+The producer keeps kafka-python 3.x's defaults, idempotence on: it asks
+for a producer id (InitProducerId) and sends sequenced batches."""
 
 import sys
 
@@ -22,8 +22,8 @@ producer = KafkaProducer(
     bootstrap_servers=bootstrap,
     acks="all",
     compression_type="gzip",
-    enable_idempotence=False,
 )
+assert producer.config["enable_idempotence"], "kafka-python's default is idempotent"
 sent = [
     producer.send(TOPIC, key=b"k%d" % (i % 7), value=b"v%d" % i) for i in range(N)
 ]

@@ -1,0 +1,419 @@
+//! `ProducerState`: what each idempotent producer last appended to one
+//! partition — its epoch and its last five batches' sequences and offsets
+//! — so that, as in Kafka's `ProducerStateManager`:
+//! - a retried batch (same producer, epoch, first and last sequence as one
+//!   of the last five) is not stored again and gets its first offset back;
+//! - a batch whose first sequence does not follow the last one (or a new
+//!   epoch that does not start at 0) is OUT_OF_ORDER_SEQUENCE_NUMBER;
+//! - an epoch older than the producer's last is INVALID_PRODUCER_EPOCH;
+//! - a producer the partition does not know may start at any sequence
+//!   (its state may be gone with retention, KIP-360).
+//!
+//! Lives inside its `Partition`, changed only under the append lock, and
+//! only after a whole append passed (`plan` checks, `apply` records), so a
+//! refused append changes nothing. Rebuilt from the log when the partition
+//! opens.
+
+use super::batch::RecordBatch;
+use super::offset::{Offset, ProducerEpoch, ProducerId};
+use super::producer_snapshot::SnapshotEntry;
+use ahash::AHashMap;
+use std::collections::VecDeque;
+
+/// Batches remembered per producer: a producer has at most five requests
+/// in flight per partition (`max.in.flight.requests.per.connection`), so
+/// any retry it sends is one of its last five batches.
+pub const BATCHES_RETAINED: usize = 5;
+
+/// One appended batch of a producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMeta {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub first_offset: Offset,
+    pub last_offset: Offset,
+    pub max_timestamp: i64,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    epoch: ProducerEpoch,
+    /// Oldest first; at most `BATCHES_RETAINED`.
+    batches: VecDeque<BatchMeta>,
+}
+
+impl Entry {
+    fn new(epoch: ProducerEpoch) -> Entry {
+        Entry {
+            epoch,
+            batches: VecDeque::with_capacity(BATCHES_RETAINED),
+        }
+    }
+
+    fn last_seq(&self) -> Option<i32> {
+        self.batches.back().map(|b| b.last_seq)
+    }
+
+    fn push(&mut self, epoch: ProducerEpoch, batch: BatchMeta) {
+        if epoch != self.epoch {
+            self.epoch = epoch;
+            self.batches.clear();
+        }
+        if self.batches.len() == BATCHES_RETAINED {
+            self.batches.pop_front();
+        }
+        self.batches.push_back(batch);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProducerError {
+    #[error(
+        "out of order sequence for producer {producer} (epoch {epoch}): \
+         batch starts at {first_seq}, the last one ended at {last_seq:?}"
+    )]
+    OutOfOrderSequence {
+        producer: i64,
+        epoch: i16,
+        first_seq: i32,
+        last_seq: Option<i32>,
+    },
+    #[error("producer {producer} sent epoch {epoch}, older than its epoch {current}")]
+    InvalidProducerEpoch {
+        producer: i64,
+        epoch: i16,
+        current: i16,
+    },
+}
+
+/// What a whole append is, for the producer state.
+#[derive(Debug)]
+pub enum Plan {
+    /// Store the batches, then `ProducerState::apply` these entries.
+    Append(Updates),
+    /// A retry of a batch stored before: store nothing, answer with it.
+    Duplicate(BatchMeta),
+}
+
+/// The entries an append changes, as they will be once it is stored.
+#[derive(Debug, Default)]
+pub struct Updates(Vec<(ProducerId, Entry)>);
+
+#[derive(Debug, Default)]
+pub struct ProducerState {
+    producers: AHashMap<ProducerId, Entry>,
+}
+
+/// Kafka's `inSequence`: the next sequence, wrapping after i32::MAX.
+fn in_sequence(last: i32, next: i32) -> bool {
+    i64::from(next) == i64::from(last) + 1 || (next == 0 && last == i32::MAX)
+}
+
+fn has_producer(batch: &RecordBatch) -> bool {
+    batch.producer_id().0 >= 0
+}
+
+impl ProducerState {
+    /// Producers with state.
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
+    /// Checks an append of `batches` whose first offset will be `base`.
+    pub fn plan(&self, batches: &[RecordBatch], base: Offset) -> Result<Plan, ProducerError> {
+        let mut touched: Vec<(ProducerId, Entry)> = Vec::new();
+        let mut first_offset = base;
+        for batch in batches {
+            let next_offset = first_offset.plus(batch.offset_count());
+            if has_producer(batch) {
+                let producer = batch.producer_id();
+                let at = match touched.iter().position(|(p, _)| *p == producer) {
+                    Some(at) => at,
+                    None => {
+                        let known = self.producers.get(&producer).cloned();
+                        let entry = known.unwrap_or_else(|| Entry::new(ProducerEpoch::NONE));
+                        touched.push((producer, entry));
+                        touched.len() - 1
+                    }
+                };
+                // Retries are of batches stored before this append (as
+                // Kafka compares with its committed state only).
+                let stored = self.producers.get(&producer);
+                if let Some(original) = stored.and_then(|e| duplicate_of(e, batch)) {
+                    return Ok(Plan::Duplicate(original));
+                }
+                let entry = &mut touched[at].1;
+                check(entry, producer, batch)?;
+                let meta = BatchMeta {
+                    first_seq: batch.base_sequence(),
+                    last_seq: batch.last_sequence(),
+                    first_offset,
+                    last_offset: Offset::new(next_offset.get() - 1),
+                    max_timestamp: batch.max_timestamp(),
+                };
+                entry.push(batch.producer_epoch(), meta);
+            }
+            first_offset = next_offset;
+        }
+        Ok(Plan::Append(Updates(touched)))
+    }
+
+    /// Records what a stored append changed.
+    pub fn apply(&mut self, updates: Updates) {
+        for (producer, entry) in updates.0 {
+            self.producers.insert(producer, entry);
+        }
+    }
+
+    /// Records a batch read back from the log (recovery): no checks, the
+    /// log holds what was accepted.
+    pub fn replay(&mut self, batch: &RecordBatch) {
+        if !has_producer(batch) {
+            return;
+        }
+        let entry = self
+            .producers
+            .entry(batch.producer_id())
+            .or_insert_with(|| Entry::new(batch.producer_epoch()));
+        let meta = BatchMeta {
+            first_seq: batch.base_sequence(),
+            last_seq: batch.last_sequence(),
+            first_offset: batch.base(),
+            last_offset: Offset::new(batch.next().get() - 1),
+            max_timestamp: batch.max_timestamp(),
+        };
+        entry.push(batch.producer_epoch(), meta);
+    }
+
+    /// Each producer's epoch and last batch, for a snapshot.
+    pub fn snapshot(&self) -> Vec<SnapshotEntry> {
+        let mut entries: Vec<SnapshotEntry> = self
+            .producers
+            .iter()
+            .map(|(&producer, e)| SnapshotEntry {
+                producer,
+                epoch: e.epoch,
+                last: e.batches.back().copied(),
+            })
+            .collect();
+        entries.sort_by_key(|e| e.producer);
+        entries
+    }
+
+    /// The state a snapshot kept (each producer's last batch).
+    pub fn from_snapshot(entries: Vec<SnapshotEntry>) -> ProducerState {
+        let mut state = ProducerState::default();
+        for e in entries {
+            let mut entry = Entry::new(e.epoch);
+            if let Some(last) = e.last {
+                entry.push(e.epoch, last);
+            }
+            state.producers.insert(e.producer, entry);
+        }
+        state
+    }
+
+    /// Forgets producers whose every remembered batch is below `start`
+    /// (their segments were deleted), as Kafka does.
+    pub fn drop_below(&mut self, start: Offset) {
+        self.producers
+            .retain(|_, e| e.batches.back().is_some_and(|b| b.last_offset >= start));
+    }
+}
+
+/// One of the producer's last batches, if `batch` is a retry of it.
+fn duplicate_of(entry: &Entry, batch: &RecordBatch) -> Option<BatchMeta> {
+    if batch.producer_epoch() != entry.epoch {
+        return None;
+    }
+    let (first, last) = (batch.base_sequence(), batch.last_sequence());
+    entry
+        .batches
+        .iter()
+        .find(|b| b.first_seq == first && b.last_seq == last)
+        .copied()
+}
+
+/// Kafka's `checkProducerEpoch` and `checkSequence`.
+fn check(entry: &Entry, producer: ProducerId, batch: &RecordBatch) -> Result<(), ProducerError> {
+    let epoch = batch.producer_epoch();
+    let first_seq = batch.base_sequence();
+    if epoch < entry.epoch {
+        return Err(ProducerError::InvalidProducerEpoch {
+            producer: producer.0,
+            epoch: epoch.0,
+            current: entry.epoch.0,
+        });
+    }
+    let out_of_order = || ProducerError::OutOfOrderSequence {
+        producer: producer.0,
+        epoch: epoch.0,
+        first_seq,
+        last_seq: entry.last_seq(),
+    };
+    if entry.epoch == ProducerEpoch::NONE {
+        // A producer this partition does not know: any start.
+        return Ok(());
+    }
+    if epoch != entry.epoch {
+        // A new epoch starts its sequences over.
+        return if first_seq == 0 {
+            Ok(())
+        } else {
+            Err(out_of_order())
+        };
+    }
+    match entry.last_seq() {
+        Some(last) if in_sequence(last, first_seq) => Ok(()),
+        None if first_seq == 0 => Ok(()),
+        _ => Err(out_of_order()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::build;
+
+    fn batch(producer: i64, epoch: i16, first_seq: i32, records: usize) -> RecordBatch {
+        let raw = build::simple(1_000, records, 10, b'p');
+        let raw = build::with_producer(&raw, ProducerId(producer), ProducerEpoch(epoch), first_seq);
+        RecordBatch::split_first(&mut raw.clone()).expect("batch")
+    }
+
+    /// Plans and applies an append at `base`; returns its plan.
+    fn append(
+        state: &mut ProducerState,
+        batches: &[RecordBatch],
+        base: u64,
+    ) -> Result<Plan, ProducerError> {
+        let plan = state.plan(batches, Offset::new(base))?;
+        if let Plan::Append(updates) = plan {
+            state.apply(updates);
+            return Ok(Plan::Append(Updates::default()));
+        }
+        Ok(plan)
+    }
+
+    #[test]
+    fn retries_are_duplicates_and_gaps_and_old_epochs_are_refused() {
+        let mut s = ProducerState::default();
+        assert!(matches!(
+            append(&mut s, &[batch(7, 0, 0, 3)], 0),
+            Ok(Plan::Append(_))
+        ));
+        assert!(matches!(
+            append(&mut s, &[batch(7, 0, 3, 2)], 3),
+            Ok(Plan::Append(_))
+        ));
+        // The first batch again: answered with its offsets, stored never.
+        match s.plan(&[batch(7, 0, 0, 3)], Offset::new(5)) {
+            Ok(Plan::Duplicate(b)) => assert_eq!(
+                (b.first_offset, b.last_offset),
+                (Offset::new(0), Offset::new(2))
+            ),
+            other => panic!("{other:?}"),
+        }
+        // A gap.
+        let gap = s.plan(&[batch(7, 0, 9, 1)], Offset::new(5));
+        assert!(matches!(
+            gap,
+            Err(ProducerError::OutOfOrderSequence {
+                first_seq: 9,
+                last_seq: Some(4),
+                ..
+            })
+        ));
+        // A new epoch must start at 0; then the old epoch is fenced.
+        assert!(s.plan(&[batch(7, 1, 5, 1)], Offset::new(5)).is_err());
+        assert!(matches!(
+            append(&mut s, &[batch(7, 1, 0, 1)], 5),
+            Ok(Plan::Append(_))
+        ));
+        let stale = s.plan(&[batch(7, 0, 5, 1)], Offset::new(6));
+        assert!(matches!(
+            stale,
+            Err(ProducerError::InvalidProducerEpoch {
+                epoch: 0,
+                current: 1,
+                ..
+            })
+        ));
+        // An unknown producer may start anywhere.
+        assert!(matches!(
+            append(&mut s, &[batch(8, 3, 42, 1)], 6),
+            Ok(Plan::Append(_))
+        ));
+        // Batches without a producer id are not tracked.
+        let plain = RecordBatch::split_first(&mut build::simple(1, 1, 1, b'x')).unwrap();
+        assert!(matches!(append(&mut s, &[plain], 7), Ok(Plan::Append(_))));
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn several_batches_of_one_producer_in_one_append_chain_and_only_five_are_kept() {
+        let mut s = ProducerState::default();
+        let batches: Vec<RecordBatch> = (0..7).map(|i| batch(1, 0, i * 2, 2)).collect();
+        assert!(matches!(append(&mut s, &batches, 0), Ok(Plan::Append(_))));
+        // Batch 1 (sequences 2-3) fell out of the last five: its retry is
+        // out of order (as in Kafka); batch 2 (4-5) is still a duplicate.
+        assert!(s.plan(&[batch(1, 0, 2, 2)], Offset::new(14)).is_err());
+        assert!(matches!(
+            s.plan(&[batch(1, 0, 4, 2)], Offset::new(14)),
+            Ok(Plan::Duplicate(_))
+        ));
+        // The same batch twice in one append is out of order, not a
+        // retry of itself.
+        let twice = [batch(1, 0, 14, 1), batch(1, 0, 14, 1)];
+        assert!(matches!(
+            s.plan(&twice, Offset::new(14)),
+            Err(ProducerError::OutOfOrderSequence { .. })
+        ));
+        // A refused append changes nothing: 14 still follows.
+        assert!(s
+            .plan(&[batch(1, 0, 14, 1), batch(1, 0, 99, 1)], Offset::new(14))
+            .is_err());
+        assert!(matches!(
+            append(&mut s, &[batch(1, 0, 14, 1)], 14),
+            Ok(Plan::Append(_))
+        ));
+    }
+
+    #[test]
+    fn sequences_wrap_after_i32_max() {
+        let mut s = ProducerState::default();
+        let near_end = batch(1, 0, i32::MAX - 1, 2);
+        assert_eq!(near_end.last_sequence(), i32::MAX);
+        assert!(matches!(
+            append(&mut s, &[near_end], 0),
+            Ok(Plan::Append(_))
+        ));
+        assert!(matches!(
+            append(&mut s, &[batch(1, 0, 0, 1)], 2),
+            Ok(Plan::Append(_))
+        ));
+        let across = batch(1, 0, i32::MAX, 3);
+        assert_eq!(across.last_sequence(), 1);
+    }
+
+    #[test]
+    fn replay_rebuilds_what_appends_recorded_and_retention_forgets() {
+        let mut s = ProducerState::default();
+        let mut b = batch(5, 2, 10, 4);
+        b.assign_offset_and_epoch(Offset::new(100), crate::log::LeaderEpoch::FIRST);
+        s.replay(&b);
+        assert!(
+            matches!(s.plan(&[batch(5, 2, 10, 4)], Offset::new(104)), Ok(Plan::Duplicate(m)) if m.first_offset == Offset::new(100))
+        );
+        assert!(matches!(
+            s.plan(&[batch(5, 2, 14, 1)], Offset::new(104)),
+            Ok(Plan::Append(_))
+        ));
+        s.drop_below(Offset::new(104));
+        assert!(s.is_empty());
+    }
+}
