@@ -266,6 +266,9 @@ impl BrokerConfig {
             "log.retention.check.interval.ms" => {
                 self.log.retention_check_interval_ms = s.clamped(1, i64::MAX)?
             }
+            "producer.id.expiration.ms" => {
+                self.log.producer_id_expiration_ms = s.clamped(1, i64::MAX)?
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -411,6 +414,7 @@ mod tests {
             auto.create.topics.enable = false
             log.segment.bytes = 1048576
             log.retention.hours = 2
+            "producer.id.expiration.ms" = 60000
             [socket.request.max]
             bytes = 1000000
             "#,
@@ -420,6 +424,7 @@ mod tests {
         assert!(!c.auto_create_topics);
         assert_eq!(c.log.segment_bytes, 1 << 20);
         assert_eq!(c.log.retention_ms, 7_200_000);
+        assert_eq!(c.log.producer_id_expiration_ms, 60_000);
         assert_eq!(c.socket_request_max_bytes, 1_000_000);
         c.apply_toml(
             "\"advertised.listeners\" = \"PLAINTEXT://broker.example:9093\"\nlisteners = \"PLAINTEXT://127.0.0.1:9999\"",

@@ -88,6 +88,11 @@ pub struct BenchArgs {
     /// Batch compression, as a producer's compression.type.
     #[arg(long, value_enum, default_value_t = compression::Compression::None)]
     pub compression: compression::Compression,
+    /// Idempotent producers, as `enable.idempotence=true`: each connection
+    /// asks for a producer id (InitProducerId) and numbers its batches per
+    /// partition, so the broker checks and deduplicates them.
+    #[arg(long)]
+    pub idempotent: bool,
     /// Executors the bench runs on, each with its share of producers and
     /// consumers (one per core, as the broker).
     #[arg(long, default_value_t = 1)]

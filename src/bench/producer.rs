@@ -18,12 +18,16 @@ use super::latency_histogram;
 use super::partitioner::partition_for;
 use super::{BenchArgs, Totals};
 use crate::log::batch::build;
+use crate::log::{ProducerEpoch, ProducerId};
 use anyhow::bail;
 use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::sync::{Semaphore, StaticPermit};
 use hdrhistogram::Histogram;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::messages::{
+    ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse,
+    TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -113,16 +117,23 @@ pub async fn run(
     });
     let mut clients = Vec::with_capacity(shard.producer_ids.len());
     for _ in &shard.producer_ids {
-        clients.push(KafkaClient::connect(&args.bootstrap).await?);
+        let mut client = KafkaClient::connect(&args.bootstrap).await?;
+        let producer = match args.idempotent {
+            true => Some(init_producer_id(&mut client).await?),
+            false => None,
+        };
+        clients.push((client, producer));
     }
     let start = shard.start;
     let progress = shard
         .progress
         .then(|| glommio::spawn_local(show_progress(shared.clone(), args.message_size, start)));
     let mut tasks = Vec::with_capacity(clients.len());
-    for (&p, client) in shard.producer_ids.iter().zip(clients) {
+    for (&p, (client, producer)) in shard.producer_ids.iter().zip(clients) {
         let plan = Plan {
             id: p,
+            producer,
+            sequences: RefCell::new(BTreeMap::new()),
             producers,
             partitions: shard.partitions,
             acks,
@@ -165,6 +176,10 @@ pub async fn run(
 
 struct Plan {
     id: usize,
+    /// The producer id of an idempotent producer (epoch 0).
+    producer: Option<ProducerId>,
+    /// Its next sequence per partition.
+    sequences: RefCell<BTreeMap<i32, i32>>,
     producers: usize,
     partitions: i32,
     acks: i16,
@@ -412,7 +427,15 @@ fn produce_request(
     for (partition, records) in by_partition {
         let mut data = PartitionProduceData::default();
         data.index = partition;
-        data.records = Some(plan.compression.batch(now_ms, &records)?);
+        let count = records.len();
+        let mut batch = plan.compression.batch(now_ms, &records)?;
+        if let Some(producer) = plan.producer {
+            let mut sequences = plan.sequences.borrow_mut();
+            let seq = sequences.entry(partition).or_insert(0);
+            batch = build::with_producer(&batch, producer, ProducerEpoch(0), *seq);
+            *seq = seq.wrapping_add(count as i32) & i32::MAX;
+        }
+        data.records = Some(batch);
         topic.partition_data.push(data);
     }
     let mut request = ProduceRequest::default();
@@ -420,6 +443,18 @@ fn produce_request(
     request.timeout_ms = 30_000;
     request.topic_data = vec![topic];
     Ok(request)
+}
+
+/// A producer id for an idempotent producer, as librdkafka asks for one.
+async fn init_producer_id(client: &mut KafkaClient) -> anyhow::Result<ProducerId> {
+    let mut request = InitProducerIdRequest::default();
+    request.transactional_id = None;
+    request.transaction_timeout_ms = -1;
+    let response: InitProducerIdResponse = client.call(ApiKey::InitProducerId, 4, &request).await?;
+    if response.error_code != 0 {
+        bail!("InitProducerId answered error code {}", response.error_code);
+    }
+    Ok(ProducerId(response.producer_id.0))
 }
 
 /// A live line on the terminal: messages, rate, MB/s over every bench

@@ -62,6 +62,10 @@ pub struct LogConfig {
     /// strom: how fetches read data that left the tail cache (see
     /// `ColdReads` and tuning.md).
     pub cold_reads: ColdReads,
+    /// Broker-wide `producer.id.expiration.ms` (Kafka: 1 day): an
+    /// idempotent producer whose last batch's timestamp is older than this
+    /// is forgotten (checked with retention).
+    pub producer_id_expiration_ms: i64,
 }
 
 /// How a fetch reads batches that are no longer in the tail cache.
@@ -94,6 +98,7 @@ impl Default for LogConfig {
             tail_cache_bytes: 4 << 20,
             zero_ahead_bytes: 4 << 20,
             cold_reads: ColdReads::Direct,
+            producer_id_expiration_ms: 86_400_000,
         }
     }
 }

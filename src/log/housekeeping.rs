@@ -39,6 +39,7 @@ pub fn spawn(partition: &Rc<Partition>) -> glommio::Task<()> {
                 if let Err(e) = partition.enforce_retention(now).await {
                     tracing::error!(partition = %partition.dir().display(), "retention failed: {e}");
                 }
+                partition.expire_producers(now);
             }
         }
     })

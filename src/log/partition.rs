@@ -507,6 +507,17 @@ impl Partition {
         }
     }
 
+    /// Forgets idempotent producers idle past `producer.id.expiration.ms`
+    /// (by their last batch's timestamp, as Kafka).
+    pub fn expire_producers(&self, now_ms: i64) -> usize {
+        let expiration = self.config().producer_id_expiration_ms;
+        let expired = self.state.borrow_mut().producers.expire(now_ms, expiration);
+        if expired > 0 {
+            tracing::info!(partition = %self.dir.display(), expired, "idle producers forgotten");
+        }
+        expired
+    }
+
     /// At shutdown: a snapshot of the producer state at the log end, so
     /// the next open replays nothing (none is written if the newest
     /// snapshot is at the log end already).

@@ -217,6 +217,18 @@ impl ProducerState {
         state
     }
 
+    /// Forgets producers whose last batch's timestamp is at least
+    /// `expiration_ms` old (or who have none); returns how many.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, e| {
+            e.batches
+                .back()
+                .is_some_and(|b| now_ms.saturating_sub(b.max_timestamp) < expiration_ms)
+        });
+        before - self.producers.len()
+    }
+
     /// Forgets producers whose every remembered batch is below `start`
     /// (their segments were deleted), as Kafka does.
     pub fn drop_below(&mut self, start: Offset) {
@@ -379,6 +391,23 @@ mod tests {
             .is_err());
         assert!(matches!(
             append(&mut s, &[batch(1, 0, 14, 1)], 14),
+            Ok(Plan::Append(_))
+        ));
+    }
+
+    #[test]
+    fn producers_idle_past_the_expiration_are_forgotten() {
+        let mut s = ProducerState::default();
+        // Batches built at timestamp 1000.
+        assert!(matches!(
+            append(&mut s, &[batch(1, 0, 0, 1)], 0),
+            Ok(Plan::Append(_))
+        ));
+        assert_eq!(s.expire(1_000 + 59_999, 60_000), 0);
+        assert_eq!(s.expire(1_000 + 60_000, 60_000), 1);
+        // Forgotten: it may start over anywhere, as an unknown producer.
+        assert!(matches!(
+            append(&mut s, &[batch(1, 0, 77, 1)], 1),
             Ok(Plan::Append(_))
         ));
     }
