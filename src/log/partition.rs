@@ -36,6 +36,7 @@ use super::offset::{LeaderEpoch, Offset};
 use super::producer_snapshot;
 use super::producer_state::{Plan, ProducerState};
 use super::recovery::{open_sealed, rebuild_producer_state, recover_active, write_indexes};
+use super::retention::LOG_START_FILE;
 use super::segment::{Segment, SegmentFiles};
 use super::tail_cache::TailCache;
 use glommio::sync::Semaphore;
@@ -188,7 +189,12 @@ impl Partition {
         _: &DmaReady,
         appended: Rc<AppendSignal>,
     ) -> Result<Partition> {
-        let (dir, bases, snapshots) = list_segments(dir).await?;
+        let Listing {
+            dir,
+            bases,
+            snapshots,
+            deleted_below,
+        } = list_segments(dir).await?;
         let dir = &dir;
         let mut segments = BTreeMap::new();
         match bases.split_last() {
@@ -204,9 +210,12 @@ impl Partition {
                 segments.insert(active, recover_active(dir, active, &config).await?);
             }
         }
-        let log_start = *segments.keys().next().expect("at least one segment");
         let next = segments.values().next_back().expect("active").next_offset;
-        let (producers, _) = rebuild_producer_state(dir, &segments, &snapshots).await?;
+        let first_base = *segments.keys().next().expect("at least one segment");
+        // DeleteRecords' log start, never past what recovery kept.
+        let log_start = deleted_below.map_or(first_base, |o| o.max(first_base).min(next));
+        let (mut producers, _) = rebuild_producer_state(dir, &segments, &snapshots).await?;
+        producers.drop_below(log_start);
         let state = State {
             segments,
             tail: TailCache::default(),
@@ -634,37 +643,56 @@ impl Partition {
     }
 }
 
-/// Creates `dir` if needed and lists the base offsets of its segments and
-/// the offsets of its producer snapshots, oldest first, off the executor
-/// (directory calls block). Returns the directory's absolute path too:
-/// glommio's directory calls need one.
-async fn list_segments(dir: &Path) -> Result<(PathBuf, Vec<Offset>, Vec<Offset>)> {
+/// What a partition's directory holds.
+struct Listing {
+    /// Its absolute path: glommio's directory calls need one.
+    dir: PathBuf,
+    /// Segment base offsets and producer snapshot offsets, oldest first.
+    bases: Vec<Offset>,
+    snapshots: Vec<Offset>,
+    /// DeleteRecords' log start, if one was recorded.
+    deleted_below: Option<Offset>,
+}
+
+/// Creates `dir` if needed and lists what it holds, off the executor
+/// (directory calls block).
+async fn list_segments(dir: &Path) -> Result<Listing> {
     let wanted = dir.to_path_buf();
     let listed = glommio::executor()
-        .spawn_blocking(
-            move || -> std::io::Result<(PathBuf, Vec<Offset>, Vec<Offset>)> {
-                std::fs::create_dir_all(&wanted)?;
-                let dir = std::fs::canonicalize(&wanted)?;
-                let (mut bases, mut snapshots) = (Vec::new(), Vec::new());
-                for entry in std::fs::read_dir(&dir)? {
-                    let name = entry?.file_name();
-                    let name = name.to_string_lossy();
-                    if let Some(base) = name
-                        .strip_suffix(".log")
-                        .and_then(|b| b.parse::<u64>().ok())
-                    {
-                        bases.push(Offset::new(base));
-                    } else if let Some(offset) = producer_snapshot::offset_of(&name) {
-                        snapshots.push(offset);
-                    }
-                }
-                bases.sort_unstable();
-                snapshots.sort_unstable();
-                Ok((dir, bases, snapshots))
-            },
-        )
+        .spawn_blocking(move || list_dir(&wanted))
         .await;
     listed.context(|| format!("opening {}", dir.display()))
+}
+
+fn list_dir(wanted: &Path) -> std::io::Result<Listing> {
+    std::fs::create_dir_all(wanted)?;
+    let dir = std::fs::canonicalize(wanted)?;
+    let deleted_below = match std::fs::read_to_string(dir.join(LOG_START_FILE)) {
+        Ok(text) => text.trim().parse::<u64>().ok().map(Offset::new),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let (mut bases, mut snapshots) = (Vec::new(), Vec::new());
+    for entry in std::fs::read_dir(&dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(base) = name
+            .strip_suffix(".log")
+            .and_then(|b| b.parse::<u64>().ok())
+        {
+            bases.push(Offset::new(base));
+        } else if let Some(offset) = producer_snapshot::offset_of(&name) {
+            snapshots.push(offset);
+        }
+    }
+    bases.sort_unstable();
+    snapshots.sort_unstable();
+    Ok(Listing {
+        dir,
+        bases,
+        snapshots,
+        deleted_below,
+    })
 }
 
 /// Creates an empty segment file at `base` with its appender, and makes its

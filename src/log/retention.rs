@@ -1,13 +1,22 @@
-//! Deleting whole segments from the front of a `Partition`: retention
-//! (`retention.ms`, `retention.bytes`) and what a snapshot of an internal
-//! log makes redundant. The active segment is never deleted, and the log
-//! start offset moves to the first segment that stays.
+//! Deleting from the front of a `Partition`: whole segments by retention
+//! (`retention.ms`, `retention.bytes`) or because a snapshot of an
+//! internal log makes them redundant, and records by DeleteRecords, which
+//! moves the log start offset inside a segment. The active segment is
+//! never deleted; the log start offset only grows.
+//!
+//! DeleteRecords' log start is durable before it is answered: the records
+//! below it are flushed, then `<partition>/log-start-offset` is written
+//! (temp file, fsync, rename), which opening the partition reads back.
 
-use super::error::{IoContext, Result};
+use super::error::{IoContext, IoFailure, LogError, Result};
+use super::log_dir::write_durably_off_thread;
 use super::offset::Offset;
 use super::partition::Partition;
 use super::producer_snapshot;
 use super::segment::{file_name, Segment};
+
+/// Where DeleteRecords' log start is kept, in the partition's directory.
+pub const LOG_START_FILE: &str = "log-start-offset";
 
 impl Partition {
     /// Deletes whole sealed segments past `retention.ms` or beyond
@@ -16,13 +25,50 @@ impl Partition {
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<usize> {
         let config = self.config();
         let max_bytes = u64::try_from(config.retention_bytes).ok();
+        // Segments wholly below a DeleteRecords log start go too.
+        let log_start = self.log_start();
         self.delete_front("retention", |first, total| {
             let by_time = config.retention_ms >= 0
                 && now_ms.saturating_sub(first.max_timestamp) > config.retention_ms;
             let by_size = max_bytes.is_some_and(|max| total - first.size >= max);
-            by_time || by_size
+            by_time || by_size || first.next_offset <= log_start
         })
         .await
+    }
+
+    /// DeleteRecords: the log starts at `offset` from now on (`None`: at
+    /// the log end, Kafka's -1), durably, and whole segments below it are
+    /// deleted. Returns the log start after it (never lower than before:
+    /// an offset below the log start changes nothing).
+    pub async fn delete_records_before(&self, offset: Option<Offset>) -> Result<Offset> {
+        let end = self.next_offset();
+        let target = offset.unwrap_or(end);
+        if target > end {
+            return Err(LogError::OffsetOutOfRange {
+                requested: target,
+                log_start: self.log_start(),
+                log_end: end,
+            });
+        }
+        if target <= self.log_start() {
+            return Ok(self.log_start());
+        }
+        // The log start never passes the durable offset.
+        self.flush().await?;
+        let path = self.dir().join(LOG_START_FILE);
+        let text = format!("{}\n", target.get()).into_bytes();
+        write_durably_off_thread(path.clone(), text)
+            .await
+            .map_err(|e| IoFailure::new(format!("writing {}", path.display()), e))?;
+        {
+            let mut st = self.state.borrow_mut();
+            st.log_start = st.log_start.max(target);
+            st.tail.drop_below(target);
+            st.producers.drop_below(target);
+        }
+        self.delete_front("records deleted", |first, _| first.next_offset <= target)
+            .await?;
+        Ok(self.log_start())
     }
 
     /// Deletes every whole segment before the one holding `offset` (the
@@ -63,7 +109,8 @@ impl Partition {
                 total -= segment.size;
                 doomed.push(segment.files);
             }
-            let start = *st.segments.keys().next().expect("active segment");
+            let first_base = *st.segments.keys().next().expect("active segment");
+            let start = st.log_start.max(first_base);
             st.log_start = start;
             st.tail.drop_below(start);
             st.producers.drop_below(start);

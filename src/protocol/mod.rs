@@ -14,6 +14,7 @@ pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -70,6 +71,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::DeleteRecords, 0, 2),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -251,6 +253,7 @@ async fn dispatch(
         }
         RequestKind::DeleteGroups(r) => R::DeleteGroups(delete_groups::handle(groups, r).await),
         RequestKind::OffsetDelete(r) => R::OffsetDelete(offset_delete::handle(groups, r).await),
+        RequestKind::DeleteRecords(r) => R::DeleteRecords(delete_records::handle(shard, r).await),
         RequestKind::InitProducerId(r) => {
             R::InitProducerId(init_producer_id::handle(&broker.producer_ids, r).await)
         }
@@ -312,6 +315,11 @@ fn error_codes(response: &ResponseKind) -> u64 {
         ResponseKind::DescribeGroups(r) => failed(r.groups.iter().map(|g| g.error_code)),
         ResponseKind::DeleteGroups(r) => failed(r.results.iter().map(|g| g.error_code)),
         ResponseKind::InitProducerId(r) => failed([r.error_code]),
+        ResponseKind::DeleteRecords(r) => failed(
+            r.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+        ),
         ResponseKind::OffsetDelete(r) => failed(
             once(r.error_code).chain(
                 r.topics

@@ -9,13 +9,13 @@
 //! `owner_calls` is the other side: what each owner runs.
 
 use super::owner_calls::{
-    Fetched, ListOffsets, OffsetAt, OffsetQuery, Produce, Produced, Read, ReadRange, TakeMetrics,
-    WatchAppends,
+    DeleteRecords, Fetched, ListOffsets, OffsetAt, OffsetQuery, Produce, Produced, Read, ReadRange,
+    TakeMetrics, WatchAppends,
 };
 use super::ownership::ShardId;
 use super::router::{Call, ShardGone};
 use super::{Shard, ShardError};
-use crate::log::{Durability, TopicPartition};
+use crate::log::{Durability, Offset, TopicPartition};
 use crate::metrics::Snapshot;
 use bytes::Bytes;
 use futures_lite::future;
@@ -164,6 +164,15 @@ impl Shard {
     ) -> Vec<Result<Option<OffsetAt>, ShardError>> {
         let make = |items| ListOffsets { items };
         self.per_owner(items, make, |_, found| found).await
+    }
+
+    /// DeleteRecords on each item's owner: the log start after it.
+    pub async fn delete_records(
+        self: &Rc<Self>,
+        items: Vec<(TopicPartition, Option<Offset>)>,
+    ) -> Vec<Result<Offset, ShardError>> {
+        let make = |items| DeleteRecords { items };
+        self.per_owner(items, make, |_, deleted| deleted).await
     }
 
     /// Every shard's measurements merged (shards that do not answer are

@@ -171,6 +171,29 @@ impl Call<Shard> for WatchAppends {
     }
 }
 
+/// DeleteRecords: each partition's log starts at the offset given (`None`:
+/// at its high watermark) from now on, durably.
+pub struct DeleteRecords {
+    pub items: Vec<(TopicPartition, Option<Offset>)>,
+}
+
+impl Call<Shard> for DeleteRecords {
+    /// Each partition's log start after it (Kafka's low watermark).
+    type Reply = Vec<Result<Offset, ShardError>>;
+
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        let mut out = Vec::with_capacity(self.items.len());
+        for (tp, before) in self.items {
+            let deleted = async {
+                let partition = shard.owned(&tp)?;
+                Ok(partition.delete_records_before(before).await?)
+            };
+            out.push(deleted.await);
+        }
+        out
+    }
+}
+
 /// A copy of the shard's measurements (for `/metrics`).
 pub struct TakeMetrics;
 
