@@ -54,12 +54,10 @@ fn first_at(addr: &str, offset: i64) -> Result<i64, KafkaError> {
     tpl.add_partition_offset("dr", 0, Offset::Offset(offset))
         .unwrap();
     consumer.assign(&tpl).expect("assign");
-    loop {
-        match consumer.poll(TIMEOUT) {
-            Some(Ok(m)) => return Ok(m.offset()),
-            Some(Err(e)) => return Err(e),
-            None => panic!("nothing from offset {offset} in {TIMEOUT:?}"),
-        }
+    match consumer.poll(TIMEOUT) {
+        Some(Ok(m)) => Ok(m.offset()),
+        Some(Err(e)) => Err(e),
+        None => panic!("nothing from offset {offset} in {TIMEOUT:?}"),
     }
 }
 

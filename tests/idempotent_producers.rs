@@ -37,6 +37,7 @@ use strom::log::{ProducerEpoch, ProducerId};
 
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
+const INVALID_RECORD: i16 = 87;
 
 fn topic() -> TopicName {
     TopicName(StrBytes::from_static_str("idem"))
@@ -91,15 +92,20 @@ async fn produce(
     seq: i32,
     records: usize,
 ) -> (i16, i64) {
+    produce_raw(c, idempotent_batch(pid, epoch, seq, records)).await
+}
+
+/// One batch of `records` from producer `pid`.
+fn idempotent_batch(pid: i64, epoch: i16, seq: i32, records: usize) -> bytes::Bytes {
     let raw = build::simple(1_700_000_000_000, records, 20, b'i');
+    build::with_producer(&raw, ProducerId(pid), ProducerEpoch(epoch), seq)
+}
+
+/// Produces a record set to partition 0; (error, base offset).
+async fn produce_raw(c: &mut KafkaClient, records: bytes::Bytes) -> (i16, i64) {
     let mut p = PartitionProduceData::default();
     p.index = 0;
-    p.records = Some(build::with_producer(
-        &raw,
-        ProducerId(pid),
-        ProducerEpoch(epoch),
-        seq,
-    ));
+    p.records = Some(records);
     let mut t = TopicProduceData::default();
     t.name = topic();
     t.partition_data = vec![p];
@@ -159,6 +165,12 @@ fn retries_are_stored_once_gaps_and_stale_epochs_are_refused_and_ids_never_repea
             produce(&mut c, pid, 0, 5, 1).await.0,
             INVALID_PRODUCER_EPOCH
         );
+        // Two batches of a producer in one record set, and a batch with a
+        // producer id but no sequence: INVALID_RECORD, as Kafka answers.
+        let mut two = idempotent_batch(pid, 1, 1, 1).to_vec();
+        two.extend_from_slice(&idempotent_batch(pid, 1, 2, 1));
+        assert_eq!(produce_raw(&mut c, two.into()).await.0, INVALID_RECORD);
+        assert_eq!(produce(&mut c, pid, 1, -3, 1).await.0, INVALID_RECORD);
         assert_eq!(log_end(&mut c).await, 6);
     });
 

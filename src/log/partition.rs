@@ -214,8 +214,9 @@ impl Partition {
         let first_base = *segments.keys().next().expect("at least one segment");
         // DeleteRecords' log start, never past what recovery kept.
         let log_start = deleted_below.map_or(first_base, |o| o.max(first_base).min(next));
-        let (mut producers, _) = rebuild_producer_state(dir, &segments, &snapshots).await?;
-        producers.drop_below(log_start);
+        let expiration = (now_ms(), config.producer_id_expiration_ms);
+        let (producers, snapshots) =
+            rebuild_producer_state(dir, &segments, snapshots, expiration).await?;
         let state = State {
             segments,
             tail: TailCache::default(),
@@ -489,7 +490,7 @@ impl Partition {
             .map_err(|e| self.go_offline(e.into_failure()))?;
         self.state.borrow_mut().segments.insert(next, fresh);
         // At each roll, as Kafka: an open then replays one segment at most.
-        self.snapshot_producers_at(next).await;
+        self.snapshot_producers_at(next, false).await;
         Ok(())
     }
 
@@ -497,9 +498,13 @@ impl Partition {
     /// (the caller holds the append lock), as a snapshot, and deletes all
     /// but the one before it. A snapshot that cannot be written is only a
     /// warning: the next open replays more of the log.
-    async fn snapshot_producers_at(&self, offset: Offset) {
+    async fn snapshot_producers_at(&self, offset: Offset, sync: bool) {
+        if self.state.borrow().snapshots.last() == Some(&offset) {
+            return; // one at this offset already (a roll after a restart)
+        }
         let entries = self.state.borrow().producers.snapshot();
-        if let Err(e) = producer_snapshot::write(&self.dir, offset, &entries).await {
+        let written = producer_snapshot::write(&self.dir, offset, &entries, sync).await;
+        if let Err(e) = written {
             tracing::warn!(partition = %self.dir.display(), "writing a producer snapshot: {e}");
             return;
         }
@@ -532,10 +537,11 @@ impl Partition {
     /// snapshot is at the log end already).
     pub async fn snapshot_producers(&self) -> Result<()> {
         let _permit = self.append_lock.acquire_permit(1).await.map_err(closed)?;
+        // An offline log's end may hold batches its disk refused: no
+        // snapshot may claim them.
+        self.state.borrow().check_online()?;
         let end = self.state.borrow().next;
-        if self.state.borrow().snapshots.last() != Some(&end) {
-            self.snapshot_producers_at(end).await;
-        }
+        self.snapshot_producers_at(end, true).await;
         Ok(())
     }
 
@@ -725,11 +731,26 @@ fn closed<T>(_: glommio::GlommioError<T>) -> LogError {
 }
 
 /// What makes a set of batches appendable as a whole: at least one, each
-/// valid as a producer's batch, none larger than a segment.
+/// valid as a producer's batch, none larger than a segment; and an
+/// idempotent producer's batch alone, with a sequence (Kafka refuses any
+/// record set of several batches, and a producer batch without one).
 fn check_appendable(batches: &[RecordBatch], config: &LogConfig) -> Result<()> {
     if batches.is_empty() {
         // A produce request with a null or empty record set.
         return Err(BatchError::InvalidRecord("no record batch to append").into());
+    }
+    let idempotent = |b: &&RecordBatch| b.producer_id().0 >= 0;
+    if batches.len() > 1 && batches.iter().any(|b| idempotent(&b)) {
+        let why = "an idempotent producer sends one batch per partition and request";
+        return Err(BatchError::InvalidRecord(why).into());
+    }
+    if batches
+        .iter()
+        .filter(idempotent)
+        .any(|b| b.base_sequence() < 0)
+    {
+        let why = "an idempotent producer's batch has a sequence";
+        return Err(BatchError::InvalidRecord(why).into());
     }
     for batch in batches {
         batch.validate_for_append(config.max_message_bytes)?;

@@ -17,7 +17,7 @@
 use super::error::IoContext;
 use super::offset::{Offset, ProducerEpoch, ProducerId};
 use super::producer_state::BatchMeta;
-use super::segment::{read_file, write_file_durably};
+use super::segment::{read_file, write_file};
 use bytes::{Buf, BufMut};
 use std::path::Path;
 
@@ -138,18 +138,29 @@ fn last_batch(
     }))
 }
 
-/// Kafka's `decrementSequence`: sequences wrap from i32::MAX to 0.
+/// Kafka's `decrementSequence`: sequences wrap from i32::MAX to 0. (A
+/// damaged value cannot overflow: the arithmetic wraps.)
 fn first_sequence(last_seq: i32, delta: i32) -> i32 {
     if last_seq < delta {
-        i32::MAX - (delta - last_seq) + 1
+        i32::MAX
+            .wrapping_sub(delta.wrapping_sub(last_seq))
+            .wrapping_add(1)
     } else {
-        last_seq - delta
+        last_seq.wrapping_sub(delta)
     }
 }
 
-/// Writes the snapshot of the log up to `offset` durably.
-pub async fn write(dir: &Path, offset: Offset, entries: &[SnapshotEntry]) -> super::Result<()> {
-    write_file_durably(&dir.join(file_name(offset)), &encode(entries)).await
+/// Writes the snapshot of the log up to `offset`; `sync` makes it durable
+/// (at shutdown). A roll's snapshot is not synced, as in Kafka: a power
+/// cut may leave it damaged, and a damaged snapshot only means more of
+/// the log is replayed.
+pub async fn write(
+    dir: &Path,
+    offset: Offset,
+    entries: &[SnapshotEntry],
+    sync: bool,
+) -> super::Result<()> {
+    write_file(&dir.join(file_name(offset)), &encode(entries), sync).await
 }
 
 /// The newest valid snapshot among `offsets` (oldest first) in `dir`;

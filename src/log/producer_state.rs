@@ -7,12 +7,17 @@
 //!   epoch that does not start at 0) is OUT_OF_ORDER_SEQUENCE_NUMBER;
 //! - an epoch older than the producer's last is INVALID_PRODUCER_EPOCH;
 //! - a producer the partition does not know may start at any sequence
-//!   (its state may be gone with retention, KIP-360).
+//!   (its state may be gone with expiration, KIP-360).
 //!
-//! Lives inside its `Partition`, changed only under the append lock, and
-//! only after a whole append passed (`plan` checks, `apply` records), so a
-//! refused append changes nothing. Rebuilt from the log when the partition
-//! opens.
+//! An append holds at most one batch of a producer (the partition refuses
+//! more, as Kafka refuses any record set of more than one batch), so
+//! `plan` checks that batch and `apply` records it once it is stored:
+//! a refused append changes nothing, and the state always describes every
+//! batch below the log end (a roll snapshot in the middle of an append
+//! included). Lives inside its `Partition`, changed only under the append
+//! lock. As in Kafka since KIP-360, a producer is forgotten only when it
+//! expires (`producer.id.expiration.ms`), not when retention or
+//! DeleteRecords move the log start past its batches.
 
 use super::batch::RecordBatch;
 use super::offset::{Offset, ProducerEpoch, ProducerId};
@@ -86,18 +91,23 @@ pub enum ProducerError {
     },
 }
 
-/// What a whole append is, for the producer state.
+/// What an append is, for the producer state.
 #[derive(Debug)]
 pub enum Plan {
-    /// Store the batches, then `ProducerState::apply` these entries.
-    Append(Updates),
+    /// Store the batches, then `ProducerState::apply` this (None: no
+    /// producer batch among them).
+    Append(Option<Update>),
     /// A retry of a batch stored before: store nothing, answer with it.
     Duplicate(BatchMeta),
 }
 
-/// The entries an append changes, as they will be once it is stored.
-#[derive(Debug, Default)]
-pub struct Updates(Vec<(ProducerId, Entry)>);
+/// A producer's batch, as the state will record it once it is stored.
+#[derive(Debug, Clone, Copy)]
+pub struct Update {
+    producer: ProducerId,
+    epoch: ProducerEpoch,
+    batch: BatchMeta,
+}
 
 #[derive(Debug, Default)]
 pub struct ProducerState {
@@ -123,49 +133,48 @@ impl ProducerState {
         self.producers.is_empty()
     }
 
-    /// Checks an append of `batches` whose first offset will be `base`.
+    /// Checks an append of `batches` whose first offset will be `base`;
+    /// at most one of them has a producer id (the partition sees to it).
     pub fn plan(&self, batches: &[RecordBatch], base: Offset) -> Result<Plan, ProducerError> {
-        let mut touched: Vec<(ProducerId, Entry)> = Vec::new();
         let mut first_offset = base;
+        let mut update = None;
         for batch in batches {
             let next_offset = first_offset.plus(batch.offset_count());
             if has_producer(batch) {
+                debug_assert!(update.is_none(), "one producer batch per append");
                 let producer = batch.producer_id();
-                let at = match touched.iter().position(|(p, _)| *p == producer) {
-                    Some(at) => at,
-                    None => {
-                        let known = self.producers.get(&producer).cloned();
-                        let entry = known.unwrap_or_else(|| Entry::new(ProducerEpoch::NONE));
-                        touched.push((producer, entry));
-                        touched.len() - 1
-                    }
-                };
-                // Retries are of batches stored before this append (as
-                // Kafka compares with its committed state only).
                 let stored = self.producers.get(&producer);
                 if let Some(original) = stored.and_then(|e| duplicate_of(e, batch)) {
                     return Ok(Plan::Duplicate(original));
                 }
-                let entry = &mut touched[at].1;
-                check(entry, producer, batch)?;
-                let meta = BatchMeta {
-                    first_seq: batch.base_sequence(),
-                    last_seq: batch.last_sequence(),
-                    first_offset,
-                    last_offset: Offset::new(next_offset.get() - 1),
-                    max_timestamp: batch.max_timestamp(),
-                };
-                entry.push(batch.producer_epoch(), meta);
+                let (epoch, last_seq) =
+                    stored.map_or((ProducerEpoch::NONE, None), |e| (e.epoch, e.last_seq()));
+                check(epoch, last_seq, producer, batch)?;
+                update = Some(Update {
+                    producer,
+                    epoch: batch.producer_epoch(),
+                    batch: BatchMeta {
+                        first_seq: batch.base_sequence(),
+                        last_seq: batch.last_sequence(),
+                        first_offset,
+                        last_offset: Offset::new(next_offset.get() - 1),
+                        max_timestamp: batch.max_timestamp(),
+                    },
+                });
             }
             first_offset = next_offset;
         }
-        Ok(Plan::Append(Updates(touched)))
+        Ok(Plan::Append(update))
     }
 
-    /// Records what a stored append changed.
-    pub fn apply(&mut self, updates: Updates) {
-        for (producer, entry) in updates.0 {
-            self.producers.insert(producer, entry);
+    /// Records a stored append's producer batch.
+    pub fn apply(&mut self, update: Option<Update>) {
+        if let Some(u) = update {
+            let entry = self
+                .producers
+                .entry(u.producer)
+                .or_insert_with(|| Entry::new(u.epoch));
+            entry.push(u.epoch, u.batch);
         }
     }
 
@@ -204,10 +213,19 @@ impl ProducerState {
         entries
     }
 
-    /// The state a snapshot kept (each producer's last batch).
-    pub fn from_snapshot(entries: Vec<SnapshotEntry>) -> ProducerState {
+    /// The state a snapshot kept (each producer's last batch), without the
+    /// producers expired by `now_ms` (as Kafka loads it).
+    pub fn from_snapshot(
+        entries: Vec<SnapshotEntry>,
+        now_ms: i64,
+        expiration_ms: i64,
+    ) -> ProducerState {
         let mut state = ProducerState::default();
-        for e in entries {
+        let alive = |e: &SnapshotEntry| {
+            e.last
+                .is_some_and(|b| now_ms.saturating_sub(b.max_timestamp) < expiration_ms)
+        };
+        for e in entries.into_iter().filter(alive) {
             let mut entry = Entry::new(e.epoch);
             if let Some(last) = e.last {
                 entry.push(e.epoch, last);
@@ -228,13 +246,6 @@ impl ProducerState {
         });
         before - self.producers.len()
     }
-
-    /// Forgets producers whose every remembered batch is below `start`
-    /// (their segments were deleted), as Kafka does.
-    pub fn drop_below(&mut self, start: Offset) {
-        self.producers
-            .retain(|_, e| e.batches.back().is_some_and(|b| b.last_offset >= start));
-    }
 }
 
 /// One of the producer's last batches, if `batch` is a retry of it.
@@ -250,28 +261,34 @@ fn duplicate_of(entry: &Entry, batch: &RecordBatch) -> Option<BatchMeta> {
         .copied()
 }
 
-/// Kafka's `checkProducerEpoch` and `checkSequence`.
-fn check(entry: &Entry, producer: ProducerId, batch: &RecordBatch) -> Result<(), ProducerError> {
+/// Kafka's `checkProducerEpoch` and `checkSequence`, against the
+/// producer's stored epoch and last sequence.
+fn check(
+    current: ProducerEpoch,
+    last_seq: Option<i32>,
+    producer: ProducerId,
+    batch: &RecordBatch,
+) -> Result<(), ProducerError> {
     let epoch = batch.producer_epoch();
     let first_seq = batch.base_sequence();
-    if epoch < entry.epoch {
+    if epoch < current {
         return Err(ProducerError::InvalidProducerEpoch {
             producer: producer.0,
             epoch: epoch.0,
-            current: entry.epoch.0,
+            current: current.0,
         });
     }
     let out_of_order = || ProducerError::OutOfOrderSequence {
         producer: producer.0,
         epoch: epoch.0,
         first_seq,
-        last_seq: entry.last_seq(),
+        last_seq,
     };
-    if entry.epoch == ProducerEpoch::NONE {
+    if current == ProducerEpoch::NONE {
         // A producer this partition does not know: any start.
         return Ok(());
     }
-    if epoch != entry.epoch {
+    if epoch != current {
         // A new epoch starts its sequences over.
         return if first_seq == 0 {
             Ok(())
@@ -279,7 +296,7 @@ fn check(entry: &Entry, producer: ProducerId, batch: &RecordBatch) -> Result<(),
             Err(out_of_order())
         };
     }
-    match entry.last_seq() {
+    match last_seq {
         Some(last) if in_sequence(last, first_seq) => Ok(()),
         None if first_seq == 0 => Ok(()),
         _ => Err(out_of_order()),
@@ -304,9 +321,9 @@ mod tests {
         base: u64,
     ) -> Result<Plan, ProducerError> {
         let plan = state.plan(batches, Offset::new(base))?;
-        if let Plan::Append(updates) = plan {
-            state.apply(updates);
-            return Ok(Plan::Append(Updates::default()));
+        if let Plan::Append(update) = plan {
+            state.apply(update);
+            return Ok(Plan::Append(None));
         }
         Ok(plan)
     }
@@ -367,28 +384,19 @@ mod tests {
     }
 
     #[test]
-    fn several_batches_of_one_producer_in_one_append_chain_and_only_five_are_kept() {
+    fn only_the_last_five_batches_are_retries() {
         let mut s = ProducerState::default();
-        let batches: Vec<RecordBatch> = (0..7).map(|i| batch(1, 0, i * 2, 2)).collect();
-        assert!(matches!(append(&mut s, &batches, 0), Ok(Plan::Append(_))));
+        for i in 0..7 {
+            let appended = append(&mut s, &[batch(1, 0, i * 2, 2)], (i * 2) as u64);
+            assert!(matches!(appended, Ok(Plan::Append(_))));
+        }
         // Batch 1 (sequences 2-3) fell out of the last five: its retry is
         // out of order (as in Kafka); batch 2 (4-5) is still a duplicate.
         assert!(s.plan(&[batch(1, 0, 2, 2)], Offset::new(14)).is_err());
-        assert!(matches!(
-            s.plan(&[batch(1, 0, 4, 2)], Offset::new(14)),
-            Ok(Plan::Duplicate(_))
-        ));
-        // The same batch twice in one append is out of order, not a
-        // retry of itself.
-        let twice = [batch(1, 0, 14, 1), batch(1, 0, 14, 1)];
-        assert!(matches!(
-            s.plan(&twice, Offset::new(14)),
-            Err(ProducerError::OutOfOrderSequence { .. })
-        ));
-        // A refused append changes nothing: 14 still follows.
-        assert!(s
-            .plan(&[batch(1, 0, 14, 1), batch(1, 0, 99, 1)], Offset::new(14))
-            .is_err());
+        let retry = s.plan(&[batch(1, 0, 4, 2)], Offset::new(14));
+        assert!(matches!(retry, Ok(Plan::Duplicate(b)) if b.first_offset == Offset::new(4)));
+        // A refused batch changes nothing: 14 still follows.
+        assert!(s.plan(&[batch(1, 0, 99, 1)], Offset::new(14)).is_err());
         assert!(matches!(
             append(&mut s, &[batch(1, 0, 14, 1)], 14),
             Ok(Plan::Append(_))
@@ -430,7 +438,7 @@ mod tests {
     }
 
     #[test]
-    fn replay_rebuilds_what_appends_recorded_and_retention_forgets() {
+    fn replay_and_snapshots_rebuild_what_appends_recorded() {
         let mut s = ProducerState::default();
         let mut b = batch(5, 2, 10, 4);
         b.assign_offset_and_epoch(Offset::new(100), crate::log::LeaderEpoch::FIRST);
@@ -442,7 +450,11 @@ mod tests {
             s.plan(&[batch(5, 2, 14, 1)], Offset::new(104)),
             Ok(Plan::Append(_))
         ));
-        s.drop_below(Offset::new(104));
-        assert!(s.is_empty());
+        // A snapshot keeps the last batch, and drops the expired on load.
+        let kept = ProducerState::from_snapshot(s.snapshot(), 1_000 + 59_999, 60_000);
+        let retry = kept.plan(&[batch(5, 2, 10, 4)], Offset::new(104));
+        assert!(matches!(retry, Ok(Plan::Duplicate(_))));
+        let expired = ProducerState::from_snapshot(s.snapshot(), 1_000 + 60_000, 60_000);
+        assert!(expired.is_empty());
     }
 }

@@ -146,19 +146,29 @@ pub async fn recover_active(
 pub async fn rebuild_producer_state(
     dir: &Path,
     segments: &std::collections::BTreeMap<Offset, Segment>,
-    snapshots: &[Offset],
-) -> Result<(ProducerState, Option<Offset>)> {
+    snapshots: Vec<Offset>,
+    (now_ms, expiration_ms): (i64, i64),
+) -> Result<(ProducerState, Vec<Offset>)> {
     let log_start = *segments.keys().next().expect("a log has a segment");
     let log_end = segments.values().next_back().expect("active").next_offset;
-    let usable: Vec<Offset> = snapshots
-        .iter()
-        .copied()
-        .filter(|&o| log_start <= o && o <= log_end)
-        .collect();
-    let (mut state, from) = match producer_snapshot::load_newest(dir, &usable).await? {
-        Some((offset, entries)) => (ProducerState::from_snapshot(entries), Some(offset)),
+    // A snapshot outside the log describes batches it no longer holds
+    // (deleted, or lost past the end in a crash): it goes, as in Kafka.
+    let (mut usable, outside): (Vec<Offset>, Vec<Offset>) = snapshots
+        .into_iter()
+        .partition(|&o| log_start <= o && o <= log_end);
+    for offset in outside {
+        producer_snapshot::remove(dir, offset).await?;
+    }
+    let loaded = producer_snapshot::load_newest(dir, &usable).await?;
+    let (mut state, from) = match loaded {
+        Some((offset, entries)) => {
+            let state = ProducerState::from_snapshot(entries, now_ms, expiration_ms);
+            (state, Some(offset))
+        }
         None => (ProducerState::default(), None),
     };
+    // Damaged ones newer than the one loaded were deleted.
+    usable.retain(|&o| from.is_some_and(|f| o <= f));
     let replay_from = from.unwrap_or(log_start);
     for segment in segments.values().filter(|s| s.next_offset > replay_from) {
         let files = &segment.files;
@@ -180,7 +190,7 @@ pub async fn rebuild_producer_state(
             }
         }
     }
-    Ok((state, from))
+    Ok((state, usable))
 }
 
 /// Opens a sealed segment whose successor starts at `next_offset`.

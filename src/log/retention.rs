@@ -64,7 +64,6 @@ impl Partition {
             let mut st = self.state.borrow_mut();
             st.log_start = st.log_start.max(target);
             st.tail.drop_below(target);
-            st.producers.drop_below(target);
         }
         self.delete_front("records deleted", |first, _| first.next_offset <= target)
             .await?;
@@ -113,7 +112,6 @@ impl Partition {
             let start = st.log_start.max(first_base);
             st.log_start = start;
             st.tail.drop_below(start);
-            st.producers.drop_below(start);
             doomed
         };
         let deleted = doomed.len();
@@ -126,7 +124,9 @@ impl Partition {
         };
         for offset in old_snapshots {
             debug_assert!(offset < start);
-            producer_snapshot::remove(self.dir(), offset).await?;
+            if let Err(e) = producer_snapshot::remove(self.dir(), offset).await {
+                tracing::warn!(partition = %self.dir().display(), "deleting a producer snapshot: {e}");
+            }
         }
         for files in doomed {
             let base = files.base_offset;

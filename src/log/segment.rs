@@ -277,6 +277,11 @@ impl<'a> BatchScanner<'a> {
 
 /// Writes a small metadata file (an index) whole and makes it durable.
 pub async fn write_file_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_file(path, bytes, true).await
+}
+
+/// Writes a small file whole; `sync` makes it durable before returning.
+pub async fn write_file(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
     let file = DmaFile::create(path)
         .await
         .context(|| format!("creating {}", path.display()))?;
@@ -293,9 +298,11 @@ pub async fn write_file_durably(path: &Path, bytes: &[u8]) -> Result<()> {
             .await
             .context(|| format!("truncating {}", path.display()))?;
     }
-    file.fdatasync()
-        .await
-        .context(|| format!("syncing {}", path.display()))?;
+    if sync {
+        file.fdatasync()
+            .await
+            .context(|| format!("syncing {}", path.display()))?;
+    }
     file.close()
         .await
         .context(|| format!("closing {}", path.display()))
