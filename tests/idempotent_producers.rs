@@ -118,6 +118,33 @@ async fn produce_raw(c: &mut KafkaClient, records: bytes::Bytes) -> (i16, i64) {
     (p.error_code, p.base_offset)
 }
 
+/// (producer id, epoch, last sequence, last timestamp) of partition 0's
+/// producers.
+async fn describe_producers(c: &mut KafkaClient) -> Vec<(i64, i32, i32, i64)> {
+    let mut t = kafka_protocol::messages::describe_producers_request::TopicRequest::default();
+    t.name = topic();
+    t.partition_indexes = vec![0];
+    let mut r = kafka_protocol::messages::DescribeProducersRequest::default();
+    r.topics = vec![t];
+    let r: kafka_protocol::messages::DescribeProducersResponse = c
+        .call(ApiKey::DescribeProducers, 0, &r)
+        .await
+        .expect("describe producers");
+    let p = &r.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    p.active_producers
+        .iter()
+        .map(|a| {
+            (
+                a.producer_id.0,
+                a.producer_epoch,
+                a.last_sequence,
+                a.last_timestamp,
+            )
+        })
+        .collect()
+}
+
 async fn log_end(c: &mut KafkaClient) -> i64 {
     let mut p = ListOffsetsPartition::default();
     p.partition_index = 0;
@@ -172,6 +199,11 @@ fn retries_are_stored_once_gaps_and_stale_epochs_are_refused_and_ids_never_repea
         assert_eq!(produce_raw(&mut c, two.into()).await.0, INVALID_RECORD);
         assert_eq!(produce(&mut c, pid, 1, -3, 1).await.0, INVALID_RECORD);
         assert_eq!(log_end(&mut c).await, 6);
+        // DescribeProducers: epoch 1, its one batch's sequence and time.
+        assert_eq!(
+            describe_producers(&mut c).await,
+            vec![(pid, 1, 0, 1_700_000_000_000)]
+        );
     });
 
     broker.restart_after_kill();

@@ -33,7 +33,7 @@ use super::config::LogConfig;
 use super::error::{IoContext, IoFailure, LogError, Result};
 use super::io_probe::DmaReady;
 use super::offset::{LeaderEpoch, Offset};
-use super::producer_snapshot;
+use super::producer_snapshot::{self, SnapshotEntry};
 use super::producer_state::{Plan, ProducerState};
 use super::recovery::{open_sealed, rebuild_producer_state, recover_active, write_indexes};
 use super::retention::LOG_START_FILE;
@@ -519,6 +519,12 @@ impl Partition {
                 tracing::warn!(partition = %self.dir.display(), "deleting a producer snapshot: {e}");
             }
         }
+    }
+
+    /// Each idempotent producer the partition knows, with its last batch
+    /// (DescribeProducers).
+    pub fn producers(&self) -> Vec<SnapshotEntry> {
+        self.state.borrow().producers.snapshot()
     }
 
     /// Forgets idempotent producers idle past `producer.id.expiration.ms`

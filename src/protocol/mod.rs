@@ -18,6 +18,7 @@ pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_producers;
 pub mod error_code;
 pub mod fetch;
 pub mod fetch_response;
@@ -72,6 +73,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::DescribeProducers, 0, 0),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -254,6 +256,9 @@ async fn dispatch(
         RequestKind::DeleteGroups(r) => R::DeleteGroups(delete_groups::handle(groups, r).await),
         RequestKind::OffsetDelete(r) => R::OffsetDelete(offset_delete::handle(groups, r).await),
         RequestKind::DeleteRecords(r) => R::DeleteRecords(delete_records::handle(shard, r).await),
+        RequestKind::DescribeProducers(r) => {
+            R::DescribeProducers(describe_producers::handle(shard, r).await)
+        }
         RequestKind::InitProducerId(r) => {
             R::InitProducerId(init_producer_id::handle(&broker.producer_ids, r).await)
         }
@@ -315,6 +320,11 @@ fn error_codes(response: &ResponseKind) -> u64 {
         ResponseKind::DescribeGroups(r) => failed(r.groups.iter().map(|g| g.error_code)),
         ResponseKind::DeleteGroups(r) => failed(r.results.iter().map(|g| g.error_code)),
         ResponseKind::InitProducerId(r) => failed([r.error_code]),
+        ResponseKind::DescribeProducers(r) => failed(
+            r.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+        ),
         ResponseKind::DeleteRecords(r) => failed(
             r.topics
                 .iter()

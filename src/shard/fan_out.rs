@@ -9,12 +9,13 @@
 //! `owner_calls` is the other side: what each owner runs.
 
 use super::owner_calls::{
-    DeleteRecords, Fetched, ListOffsets, OffsetAt, OffsetQuery, Produce, Produced, Read, ReadRange,
-    TakeMetrics, WatchAppends,
+    DeleteRecords, DescribeProducers, Fetched, ListOffsets, OffsetAt, OffsetQuery, Produce,
+    Produced, Read, ReadRange, TakeMetrics, WatchAppends,
 };
 use super::ownership::ShardId;
 use super::router::{Call, ShardGone};
 use super::{Shard, ShardError};
+use crate::log::producer_snapshot::SnapshotEntry;
 use crate::log::{Durability, Offset, TopicPartition};
 use crate::metrics::Snapshot;
 use bytes::Bytes;
@@ -173,6 +174,16 @@ impl Shard {
     ) -> Vec<Result<Offset, ShardError>> {
         let make = |items| DeleteRecords { items };
         self.per_owner(items, make, |_, deleted| deleted).await
+    }
+
+    /// DescribeProducers on each partition's owner.
+    pub async fn describe_producers(
+        self: &Rc<Self>,
+        items: Vec<TopicPartition>,
+    ) -> Vec<Result<Vec<SnapshotEntry>, ShardError>> {
+        let items = items.into_iter().map(|tp| (tp, ())).collect();
+        let make = |items| DescribeProducers { items };
+        self.per_owner(items, make, |_, described| described).await
     }
 
     /// Every shard's measurements merged (shards that do not answer are

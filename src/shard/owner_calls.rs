@@ -10,6 +10,7 @@
 use super::router::Call;
 use super::{Shard, ShardError};
 use crate::log::partition::now_ms;
+use crate::log::producer_snapshot::SnapshotEntry;
 use crate::log::{
     Appended, Durability, LogError, Offset, Partition, ReadChunk, RecordBatch, TopicPartition,
 };
@@ -191,6 +192,20 @@ impl Call<Shard> for DeleteRecords {
             out.push(deleted.await);
         }
         out
+    }
+}
+
+/// DescribeProducers: each partition's idempotent producers.
+pub struct DescribeProducers {
+    pub items: Vec<(TopicPartition, ())>,
+}
+
+impl Call<Shard> for DescribeProducers {
+    type Reply = Vec<Result<Vec<SnapshotEntry>, ShardError>>;
+
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        let described = |(tp, ()): (TopicPartition, ())| Ok(shard.owned(&tp)?.producers());
+        self.items.into_iter().map(described).collect()
     }
 }
 
