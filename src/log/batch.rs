@@ -40,8 +40,9 @@ const _: () = assert!(CRC + 4 == ATTRIBUTES);
 /// The compression codec bits of `attributes`.
 const COMPRESSION_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_LOG_APPEND: i16 = 0x08;
-const TRANSACTIONAL_FLAG: i16 = 0x10;
-const CONTROL_FLAG: i16 = 0x20;
+/// The attribute bits of a transaction's batches, and of its markers.
+pub const ATTRIBUTE_TRANSACTIONAL: i16 = 0x10;
+pub const ATTRIBUTE_CONTROL: i16 = 0x20;
 
 /// Why a batch was refused. Each maps to one Kafka error code at the
 /// protocol edge (see `protocol::error_code`).
@@ -246,11 +247,11 @@ impl RecordBatch {
     }
 
     pub fn is_transactional(&self) -> bool {
-        self.attributes() & TRANSACTIONAL_FLAG != 0
+        self.attributes() & ATTRIBUTE_TRANSACTIONAL != 0
     }
 
     pub fn is_control(&self) -> bool {
-        self.attributes() & CONTROL_FLAG != 0
+        self.attributes() & ATTRIBUTE_CONTROL != 0
     }
 
     pub fn last_offset_delta(&self) -> i32 {

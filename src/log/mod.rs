@@ -5,6 +5,7 @@
 //!
 //! - `offset`: `Offset`, `LeaderEpoch`, `ProducerId`: what a log counts.
 //! - `batch`: RecordBatch v2 view, validation, offset assignment.
+//! - `control`: transaction markers (control batches).
 //! - `segment`: one `.log` with its `.index` / `.timeindex`; batch scanning.
 //! - `appender`: the O_DIRECT write path of the active segment.
 //! - `index`, `time_index`: the sparse indexes, Kafka's file formats.
@@ -25,6 +26,7 @@ pub mod append_signal;
 pub mod appender;
 pub mod batch;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod housekeeping;
 pub mod index;
