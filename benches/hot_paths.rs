@@ -116,6 +116,7 @@ fn fetch_encode() {
                     high_watermark: 1_000_000,
                     last_stable_offset: 1_000_000,
                     log_start_offset: 0,
+                    aborted: Vec::new(),
                     records: ReadChunk::Cached(chunks.clone()),
                 })
                 .collect();

@@ -174,6 +174,11 @@ impl RecordBatch {
                 "clients may not write control batches",
             ));
         }
+        if self.is_transactional() && self.producer_id().0 < 0 {
+            return Err(BatchError::InvalidRecord(
+                "a transactional batch has a producer id",
+            ));
+        }
         Ok(())
     }
 
@@ -516,6 +521,21 @@ pub mod build {
         let crc = crc32c::crc32c(&out[ATTRIBUTES..]);
         out[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
         Bytes::from(out)
+    }
+
+    /// The same batch as a transactional producer sends it: as
+    /// `with_producer`, with the transactional attribute bit.
+    pub fn transactional(
+        batch: &[u8],
+        producer: ProducerId,
+        epoch: ProducerEpoch,
+        base_sequence: i32,
+    ) -> Bytes {
+        let mut out = batch.to_vec();
+        let attributes = i16::from_be_bytes([out[ATTRIBUTES], out[ATTRIBUTES + 1]]);
+        let attributes = attributes | super::ATTRIBUTE_TRANSACTIONAL;
+        out[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+        with_producer(&out, producer, epoch, base_sequence)
     }
 
     /// A batch of `count` records of `value_len` bytes each, all stamped

@@ -57,21 +57,33 @@ pub fn marker_batch(
     build::with_producer(&raw, producer, epoch, -1)
 }
 
+/// What a marker batch says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndMarker {
+    pub marker: Marker,
+    pub coordinator_epoch: i32,
+}
+
 /// The marker a control batch holds, if it is one this broker knows.
-pub fn marker_of(batch: &RecordBatch) -> Option<Marker> {
+pub fn marker_of(batch: &RecordBatch) -> Option<EndMarker> {
     if !batch.is_control() {
         return None;
     }
     let record = batch.records().next()?;
-    let key = record.key?;
-    if key.len() < 4 {
+    let (key, value) = (record.key?, record.value?);
+    if key.len() < 4 || value.len() < 6 {
         return None;
     }
-    match i16::from_be_bytes([key[2], key[3]]) {
-        Marker::ABORT => Some(Marker::Abort),
-        Marker::COMMIT => Some(Marker::Commit),
-        _ => None,
-    }
+    let marker = match i16::from_be_bytes([key[2], key[3]]) {
+        Marker::ABORT => Marker::Abort,
+        Marker::COMMIT => Marker::Commit,
+        _ => return None,
+    };
+    let coordinator_epoch = i32::from_be_bytes([value[2], value[3], value[4], value[5]]);
+    Some(EndMarker {
+        marker,
+        coordinator_epoch,
+    })
 }
 
 #[cfg(test)]
@@ -81,7 +93,7 @@ mod tests {
     #[test]
     fn markers_are_valid_control_batches_that_read_back() {
         for marker in [Marker::Abort, Marker::Commit] {
-            let mut raw = marker_batch(ProducerId(12), ProducerEpoch(3), marker, 0, 1_000);
+            let mut raw = marker_batch(ProducerId(12), ProducerEpoch(3), marker, 4, 1_000);
             let batch = RecordBatch::split_first(&mut raw).expect("a whole batch");
             batch.validate().expect("a valid CRC");
             assert!(batch.is_control() && batch.is_transactional());
@@ -89,7 +101,11 @@ mod tests {
             assert_eq!(batch.producer_epoch(), ProducerEpoch(3));
             assert_eq!(batch.base_sequence(), -1);
             assert_eq!(batch.record_count(), 1);
-            assert_eq!(marker_of(&batch), Some(marker));
+            let expected = EndMarker {
+                marker,
+                coordinator_epoch: 4,
+            };
+            assert_eq!(marker_of(&batch), Some(expected));
             // A client may not write one.
             assert!(batch.validate_for_append(1 << 20).is_err());
         }

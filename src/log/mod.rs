@@ -9,6 +9,7 @@
 //! - `segment`: one `.log` with its `.index` / `.timeindex`; batch scanning.
 //! - `appender`: the O_DIRECT write path of the active segment.
 //! - `index`, `time_index`: the sparse indexes, Kafka's file formats.
+//! - `txn_index`: each segment's aborted transactions (`.txnindex`).
 //! - `tail_cache`: recent batches in memory for consumers at the tail.
 //! - `producer_state`: idempotent producers' last batches (deduplication).
 //! - `partition`: append / flush / roll, the positions a log keeps.
@@ -43,6 +44,7 @@ pub mod segment;
 pub mod tail_cache;
 pub mod time_index;
 pub mod topic_partition;
+pub mod txn_index;
 
 pub use append_signal::AppendSignal;
 pub use batch::{BatchError, RecordBatch};

@@ -25,20 +25,25 @@
 //!   later callers queue, and the next fdatasync covers all of them.
 //! - `read` returns whole batches only, the first one even if larger than
 //!   `max_bytes`, and never a byte that is not yet written to its file.
+//! - `append_marker` ends a producer's transaction (the transaction
+//!   coordinator calls it), durably; the last stable offset is the first
+//!   offset of the oldest open transaction, else the log end.
 
 use super::append_signal::AppendSignal;
 use super::appender::{SegmentAppender, WriteWatch};
 use super::batch::{BatchError, RecordBatch};
 use super::config::LogConfig;
+use super::control::{marker_batch, EndMarker, Marker};
 use super::error::{IoContext, IoFailure, LogError, Result};
 use super::io_probe::DmaReady;
-use super::offset::{LeaderEpoch, Offset};
+use super::offset::{LeaderEpoch, Offset, ProducerEpoch, ProducerId};
 use super::producer_snapshot::{self, SnapshotEntry};
 use super::producer_state::{Plan, ProducerState};
 use super::recovery::{open_sealed, rebuild_producer_state, recover_active, write_indexes};
 use super::retention::LOG_START_FILE;
 use super::segment::{Segment, SegmentFiles};
 use super::tail_cache::TailCache;
+use super::txn_index;
 use glommio::sync::Semaphore;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -216,7 +221,7 @@ impl Partition {
         let log_start = deleted_below.map_or(first_base, |o| o.max(first_base).min(next));
         let expiration = (now_ms(), config.producer_id_expiration_ms);
         let (producers, snapshots) =
-            rebuild_producer_state(dir, &segments, snapshots, expiration).await?;
+            rebuild_producer_state(dir, &mut segments, snapshots, expiration).await?;
         let state = State {
             segments,
             tail: TailCache::default(),
@@ -263,6 +268,12 @@ impl Partition {
     /// The log end offset: the offset the next record will get.
     pub fn next_offset(&self) -> Offset {
         self.state.borrow().next
+    }
+
+    /// The last stable offset: below it, every transaction has ended.
+    pub fn last_stable_offset(&self) -> Offset {
+        let st = self.state.borrow();
+        st.producers.first_unstable().unwrap_or(st.next)
     }
 
     pub fn durable_offset(&self) -> Offset {
@@ -387,6 +398,66 @@ impl Partition {
         })
     }
 
+    /// The transaction coordinator put this partition in `producer`'s
+    /// transaction at `epoch`: its first transactional batch may come.
+    pub fn expect_transaction(&self, producer: ProducerId, epoch: ProducerEpoch) {
+        let mut st = self.state.borrow_mut();
+        st.producers.expect_transaction(producer, epoch);
+    }
+
+    /// Writes the marker that ends `producer`'s transaction on this
+    /// partition and resolves once it is durable (as Kafka's markers, which
+    /// are written with acks=all). Returns the marker's offset.
+    pub async fn append_marker(
+        &self,
+        producer: ProducerId,
+        epoch: ProducerEpoch,
+        marker: Marker,
+        coordinator_epoch: i32,
+    ) -> Result<Offset> {
+        let config = self.config();
+        let now = now_ms();
+        let permit = self.append_lock.acquire_permit(1).await.map_err(closed)?;
+        self.state.borrow().check_online()?;
+        let checked =
+            (self.state.borrow().producers).check_marker(producer, epoch, coordinator_epoch);
+        checked?;
+        let mut raw = marker_batch(producer, epoch, marker, coordinator_epoch, now);
+        let batch = RecordBatch::split_first(&mut raw)?;
+        if self.should_roll(&batch, now) {
+            self.roll_locked().await?;
+        }
+        let offset = self.state.borrow().next;
+        if let Some(watch) = self.append_one(batch, now, &config) {
+            let waited = watch.wait_in_flight_at_most(config.write_behind).await;
+            waited.map_err(|e| self.go_offline(e))?;
+        }
+        {
+            let mut st = self.state.borrow_mut();
+            let end = EndMarker {
+                marker,
+                coordinator_epoch,
+            };
+            if let Some(aborted) = st.producers.end_txn(producer, epoch, end, offset) {
+                let active = st.active_mut();
+                active.aborted.push(aborted);
+                active.aborted_unsaved = true;
+            }
+            st.check_positions();
+        }
+        drop(permit);
+        self.appended.notify();
+        let appended = Appended {
+            base_offset: offset,
+            last_offset: offset,
+            durability: Durability::Synced,
+            readable: Instant::now(),
+            retried_timestamp: None,
+        };
+        self.settle(appended).await?;
+        Ok(offset)
+    }
+
     /// Gives one batch the next offsets and hands it to the appender, the
     /// indexes and the tail cache (the caller holds the append lock).
     /// Returns a watch to wait on when too many writes are in flight.
@@ -502,6 +573,11 @@ impl Partition {
         if self.state.borrow().snapshots.last() == Some(&offset) {
             return; // one at this offset already (a roll after a restart)
         }
+        // A snapshot says every abort below it is in a `.txnindex` file.
+        if let Err(e) = self.save_aborted().await {
+            tracing::warn!(partition = %self.dir.display(), "writing a transaction index: {e}");
+            return;
+        }
         let entries = self.state.borrow().producers.snapshot();
         let written = producer_snapshot::write(&self.dir, offset, &entries, sync).await;
         if let Err(e) = written {
@@ -519,6 +595,23 @@ impl Partition {
                 tracing::warn!(partition = %self.dir.display(), "deleting a producer snapshot: {e}");
             }
         }
+    }
+
+    /// Writes the `.txnindex` of each segment whose aborts are not all in
+    /// it (the caller holds the append lock).
+    async fn save_aborted(&self) -> Result<()> {
+        let unsaved: Vec<(Offset, Vec<txn_index::AbortedTxn>)> = {
+            let st = self.state.borrow();
+            let unsaved = st.segments.iter().filter(|(_, s)| s.aborted_unsaved);
+            unsaved.map(|(&b, s)| (b, s.aborted.clone())).collect()
+        };
+        for (base, aborted) in unsaved {
+            txn_index::write(&self.dir, base, &aborted).await?;
+            if let Some(s) = self.state.borrow_mut().segments.get_mut(&base) {
+                s.aborted_unsaved = s.aborted.len() != aborted.len();
+            }
+        }
+        Ok(())
     }
 
     /// Each idempotent producer the partition knows, with its last batch

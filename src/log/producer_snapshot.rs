@@ -33,6 +33,10 @@ pub struct SnapshotEntry {
     pub epoch: ProducerEpoch,
     /// The producer's last batch (none: it has only an epoch).
     pub last: Option<BatchMeta>,
+    /// The epoch of the coordinator of its last marker (-1: none).
+    pub coordinator_epoch: i32,
+    /// Where its open transaction starts on the partition.
+    pub txn_first: Option<Offset>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,8 +77,8 @@ pub fn encode(entries: &[SnapshotEntry]) -> Vec<u8> {
                 out.put_i64(-1);
             }
         }
-        out.put_i32(-1); // coordinator epoch: no transactions yet
-        out.put_i64(-1); // current transaction's first offset: none
+        out.put_i32(e.coordinator_epoch);
+        out.put_i64(e.txn_first.map_or(-1, Offset::to_i64));
     }
     let crc = crc32c::crc32c(&out[ENTRIES_AT..]);
     out[CRC_AT..ENTRIES_AT].copy_from_slice(&crc.to_be_bytes());
@@ -105,12 +109,14 @@ pub fn decode(raw: &[u8]) -> Result<Vec<SnapshotEntry>, CorruptSnapshot> {
         let last_offset = body.get_i64();
         let delta = body.get_i32();
         let max_timestamp = body.get_i64();
-        let _coordinator_epoch = body.get_i32();
-        let _txn_first_offset = body.get_i64();
+        let coordinator_epoch = body.get_i32();
+        let txn_first = body.get_i64();
         out.push(SnapshotEntry {
             producer,
             epoch,
             last: last_batch(last_seq, last_offset, delta, max_timestamp)?,
+            coordinator_epoch,
+            txn_first: Offset::from_i64(txn_first),
         });
     }
     Ok(out)
@@ -217,11 +223,15 @@ mod tests {
                     last_offset: Offset::new(104),
                     max_timestamp: 1_700_000_000_000,
                 }),
+                coordinator_epoch: 3,
+                txn_first: Some(Offset::new(90)),
             },
             SnapshotEntry {
                 producer: ProducerId(8),
                 epoch: ProducerEpoch(0),
                 last: None,
+                coordinator_epoch: -1,
+                txn_first: None,
             },
         ];
         let raw = encode(&entries);

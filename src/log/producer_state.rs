@@ -18,12 +18,23 @@
 //! lock. As in Kafka since KIP-360, a producer is forgotten only when it
 //! expires (`producer.id.expiration.ms`), not when retention or
 //! DeleteRecords move the log start past its batches.
+//!
+//! Transactions: a producer's first transactional batch on the partition
+//! starts its transaction there, at that batch's first offset, if the
+//! coordinator said the partition is in the producer's transaction for that
+//! epoch (`expect_transaction`, KIP-890's verification: a late batch of an
+//! ended transaction cannot open one that never ends); a marker ends it.
+//! The first offset of the oldest open transaction is the partition's first
+//! unstable offset, which bounds what `read_committed` consumers see. An
+//! open transaction's producer never expires.
 
 use super::batch::RecordBatch;
+use super::control::{marker_of, EndMarker, Marker};
 use super::offset::{Offset, ProducerEpoch, ProducerId};
 use super::producer_snapshot::SnapshotEntry;
+use super::txn_index::AbortedTxn;
 use ahash::AHashMap;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 /// Batches remembered per producer: a producer has at most five requests
 /// in flight per partition (`max.in.flight.requests.per.connection`), so
@@ -45,6 +56,10 @@ struct Entry {
     epoch: ProducerEpoch,
     /// Oldest first; at most `BATCHES_RETAINED`.
     batches: VecDeque<BatchMeta>,
+    /// The epoch of the coordinator that wrote the producer's last marker.
+    coordinator_epoch: i32,
+    /// Where the producer's open transaction starts on this partition.
+    txn_first: Option<Offset>,
 }
 
 impl Entry {
@@ -52,7 +67,18 @@ impl Entry {
         Entry {
             epoch,
             batches: VecDeque::with_capacity(BATCHES_RETAINED),
+            coordinator_epoch: -1,
+            txn_first: None,
         }
+    }
+
+    /// Whether the producer may be forgotten at `now_ms`.
+    fn expired(&self, now_ms: i64, expiration_ms: i64) -> bool {
+        self.txn_first.is_none()
+            && self
+                .batches
+                .back()
+                .is_none_or(|b| now_ms.saturating_sub(b.max_timestamp) >= expiration_ms)
     }
 
     fn last_seq(&self) -> Option<i32> {
@@ -89,6 +115,17 @@ pub enum ProducerError {
         epoch: i16,
         current: i16,
     },
+    #[error("producer {producer}: {why}")]
+    InvalidTxnState { producer: i64, why: &'static str },
+    #[error(
+        "a marker for producer {producer} from coordinator epoch {epoch}, \
+         older than {current}"
+    )]
+    CoordinatorFenced {
+        producer: i64,
+        epoch: i32,
+        current: i32,
+    },
 }
 
 /// What an append is, for the producer state.
@@ -107,11 +144,18 @@ pub struct Update {
     producer: ProducerId,
     epoch: ProducerEpoch,
     batch: BatchMeta,
+    /// The batch opens the producer's transaction on this partition.
+    starts_txn: bool,
 }
 
 #[derive(Debug, Default)]
 pub struct ProducerState {
     producers: AHashMap<ProducerId, Entry>,
+    /// The open transactions, by first offset.
+    ongoing: BTreeMap<Offset, ProducerId>,
+    /// Producers whose coordinator put this partition in their transaction
+    /// (at that epoch), until their first transactional batch here.
+    verified: AHashMap<ProducerId, ProducerEpoch>,
 }
 
 /// Kafka's `inSequence`: the next sequence, wrapping after i32::MAX.
@@ -150,9 +194,24 @@ impl ProducerState {
                 let (epoch, last_seq) =
                     stored.map_or((ProducerEpoch::NONE, None), |e| (e.epoch, e.last_seq()));
                 check(epoch, last_seq, producer, batch)?;
+                let in_txn = stored.is_some_and(|e| e.txn_first.is_some());
+                let starts_txn = batch.is_transactional() && !in_txn;
+                if starts_txn && self.verified.get(&producer) != Some(&batch.producer_epoch()) {
+                    return Err(ProducerError::InvalidTxnState {
+                        producer: producer.0,
+                        why: "a transactional batch for a partition not added to its transaction",
+                    });
+                }
+                if in_txn && !batch.is_transactional() {
+                    return Err(ProducerError::InvalidTxnState {
+                        producer: producer.0,
+                        why: "a non-transactional batch in the middle of a transaction",
+                    });
+                }
                 update = Some(Update {
                     producer,
                     epoch: batch.producer_epoch(),
+                    starts_txn,
                     batch: BatchMeta {
                         first_seq: batch.base_sequence(),
                         last_seq: batch.last_sequence(),
@@ -175,19 +234,101 @@ impl ProducerState {
                 .entry(u.producer)
                 .or_insert_with(|| Entry::new(u.epoch));
             entry.push(u.epoch, u.batch);
+            if u.starts_txn {
+                entry.txn_first = Some(u.batch.first_offset);
+                self.ongoing.insert(u.batch.first_offset, u.producer);
+                self.verified.remove(&u.producer);
+            }
         }
     }
 
+    /// The coordinator added this partition to `producer`'s transaction at
+    /// `epoch`: its first transactional batch here may open it.
+    pub fn expect_transaction(&mut self, producer: ProducerId, epoch: ProducerEpoch) {
+        self.verified.insert(producer, epoch);
+    }
+
+    /// Checks a marker ending `producer`'s transaction, as Kafka's
+    /// `appendEndTxnMarker`: not from an older producer epoch, nor from an
+    /// older coordinator.
+    pub fn check_marker(
+        &self,
+        producer: ProducerId,
+        epoch: ProducerEpoch,
+        coordinator_epoch: i32,
+    ) -> Result<(), ProducerError> {
+        let Some(entry) = self.producers.get(&producer) else {
+            return Ok(());
+        };
+        if epoch < entry.epoch {
+            return Err(ProducerError::InvalidProducerEpoch {
+                producer: producer.0,
+                epoch: epoch.0,
+                current: entry.epoch.0,
+            });
+        }
+        if coordinator_epoch < entry.coordinator_epoch {
+            return Err(ProducerError::CoordinatorFenced {
+                producer: producer.0,
+                epoch: coordinator_epoch,
+                current: entry.coordinator_epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Records a stored marker at `offset`: the producer's transaction here
+    /// ends (a marker with a newer epoch also fences the older one).
+    /// Returns the transaction if the marker aborted one.
+    pub fn end_txn(
+        &mut self,
+        producer: ProducerId,
+        epoch: ProducerEpoch,
+        end: EndMarker,
+        offset: Offset,
+    ) -> Option<AbortedTxn> {
+        self.verified.remove(&producer);
+        let entry = self
+            .producers
+            .entry(producer)
+            .or_insert_with(|| Entry::new(epoch));
+        if epoch != entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.coordinator_epoch = end.coordinator_epoch;
+        let first = entry.txn_first.take()?;
+        self.ongoing.remove(&first);
+        (end.marker == Marker::Abort).then(|| AbortedTxn {
+            producer,
+            first,
+            last: offset,
+            last_stable: self.first_unstable().unwrap_or(offset.plus(1)),
+        })
+    }
+
+    /// The first offset of the oldest open transaction.
+    pub fn first_unstable(&self) -> Option<Offset> {
+        self.ongoing.keys().next().copied()
+    }
+
     /// Records a batch read back from the log (recovery): no checks, the
-    /// log holds what was accepted.
-    pub fn replay(&mut self, batch: &RecordBatch) {
+    /// log holds what was accepted. Returns the transaction an abort
+    /// marker ended.
+    pub fn replay(&mut self, batch: &RecordBatch) -> Option<AbortedTxn> {
         if !has_producer(batch) {
-            return;
+            return None;
+        }
+        let (producer, epoch) = (batch.producer_id(), batch.producer_epoch());
+        if batch.is_control() {
+            let end = marker_of(batch)?;
+            let offset = batch.base();
+            return self.end_txn(producer, epoch, end, offset);
         }
         let entry = self
             .producers
-            .entry(batch.producer_id())
-            .or_insert_with(|| Entry::new(batch.producer_epoch()));
+            .entry(producer)
+            .or_insert_with(|| Entry::new(epoch));
         let meta = BatchMeta {
             first_seq: batch.base_sequence(),
             last_seq: batch.last_sequence(),
@@ -195,7 +336,12 @@ impl ProducerState {
             last_offset: Offset::new(batch.next().get() - 1),
             max_timestamp: batch.max_timestamp(),
         };
-        entry.push(batch.producer_epoch(), meta);
+        entry.push(epoch, meta);
+        if batch.is_transactional() && entry.txn_first.is_none() {
+            entry.txn_first = Some(meta.first_offset);
+            self.ongoing.insert(meta.first_offset, producer);
+        }
+        None
     }
 
     /// Each producer's epoch and last batch, for a snapshot.
@@ -207,6 +353,8 @@ impl ProducerState {
                 producer,
                 epoch: e.epoch,
                 last: e.batches.back().copied(),
+                coordinator_epoch: e.coordinator_epoch,
+                txn_first: e.txn_first,
             })
             .collect();
         entries.sort_by_key(|e| e.producer);
@@ -221,14 +369,18 @@ impl ProducerState {
         expiration_ms: i64,
     ) -> ProducerState {
         let mut state = ProducerState::default();
-        let alive = |e: &SnapshotEntry| {
-            e.last
-                .is_some_and(|b| now_ms.saturating_sub(b.max_timestamp) < expiration_ms)
-        };
-        for e in entries.into_iter().filter(alive) {
+        for e in entries {
             let mut entry = Entry::new(e.epoch);
             if let Some(last) = e.last {
                 entry.push(e.epoch, last);
+            }
+            entry.coordinator_epoch = e.coordinator_epoch;
+            entry.txn_first = e.txn_first;
+            if entry.expired(now_ms, expiration_ms) {
+                continue;
+            }
+            if let Some(first) = e.txn_first {
+                state.ongoing.insert(first, e.producer);
             }
             state.producers.insert(e.producer, entry);
         }
@@ -236,14 +388,12 @@ impl ProducerState {
     }
 
     /// Forgets producers whose last batch's timestamp is at least
-    /// `expiration_ms` old (or who have none); returns how many.
+    /// `expiration_ms` old (or who have none), unless a transaction of
+    /// theirs is open; returns how many.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers.retain(|_, e| {
-            e.batches
-                .back()
-                .is_some_and(|b| now_ms.saturating_sub(b.max_timestamp) < expiration_ms)
-        });
+        self.producers
+            .retain(|_, e| !e.expired(now_ms, expiration_ms));
         before - self.producers.len()
     }
 }
@@ -381,6 +531,114 @@ mod tests {
         let plain = RecordBatch::split_first(&mut build::simple(1, 1, 1, b'x')).unwrap();
         assert!(matches!(append(&mut s, &[plain], 7), Ok(Plan::Append(_))));
         assert_eq!(s.len(), 2);
+    }
+
+    fn txn_batch(producer: i64, epoch: i16, first_seq: i32, records: usize) -> RecordBatch {
+        let raw = build::simple(1_000, records, 10, b't');
+        let raw = build::transactional(&raw, ProducerId(producer), ProducerEpoch(epoch), first_seq);
+        RecordBatch::split_first(&mut raw.clone()).expect("batch")
+    }
+
+    fn marker(marker: Marker) -> EndMarker {
+        EndMarker {
+            marker,
+            coordinator_epoch: 0,
+        }
+    }
+
+    #[test]
+    fn transactions_open_only_when_verified_and_markers_end_them() {
+        let mut s = ProducerState::default();
+        let (p, e) = (ProducerId(4), ProducerEpoch(0));
+        // Not added to the transaction by the coordinator: refused.
+        let unverified = s.plan(&[txn_batch(4, 0, 0, 2)], Offset::new(0));
+        assert!(matches!(
+            unverified,
+            Err(ProducerError::InvalidTxnState { .. })
+        ));
+        s.expect_transaction(p, e);
+        assert!(append(&mut s, &[txn_batch(4, 0, 0, 2)], 10).is_ok());
+        assert_eq!(s.first_unstable(), Some(Offset::new(10)));
+        // The transaction's later batches need no new verification; a
+        // non-transactional batch in its middle is refused.
+        assert!(append(&mut s, &[txn_batch(4, 0, 2, 1)], 12).is_ok());
+        let plain = s.plan(&[batch(4, 0, 3, 1)], Offset::new(13));
+        assert!(matches!(plain, Err(ProducerError::InvalidTxnState { .. })));
+        // Another producer's transaction, later.
+        s.expect_transaction(ProducerId(5), e);
+        assert!(append(&mut s, &[txn_batch(5, 0, 0, 1)], 13).is_ok());
+        // A commit ends 4's: the first unstable offset moves to 5's.
+        assert_eq!(
+            s.end_txn(p, e, marker(Marker::Commit), Offset::new(14)),
+            None
+        );
+        assert_eq!(s.first_unstable(), Some(Offset::new(13)));
+        // The next transaction needs verifying again.
+        let next = s.plan(&[txn_batch(4, 0, 3, 1)], Offset::new(15));
+        assert!(matches!(next, Err(ProducerError::InvalidTxnState { .. })));
+        // An abort of 5's is returned, with the LSO after it.
+        let aborted = s.end_txn(ProducerId(5), e, marker(Marker::Abort), Offset::new(15));
+        assert_eq!(
+            aborted,
+            Some(AbortedTxn {
+                producer: ProducerId(5),
+                first: Offset::new(13),
+                last: Offset::new(15),
+                last_stable: Offset::new(16),
+            })
+        );
+        assert_eq!(s.first_unstable(), None);
+    }
+
+    #[test]
+    fn a_marker_with_a_newer_epoch_fences_and_old_markers_are_refused() {
+        let mut s = ProducerState::default();
+        let p = ProducerId(4);
+        s.expect_transaction(p, ProducerEpoch(0));
+        assert!(append(&mut s, &[txn_batch(4, 0, 0, 1)], 0).is_ok());
+        // The coordinator aborts with a bumped epoch (a fenced producer).
+        let abort = marker(Marker::Abort);
+        assert!(s
+            .end_txn(p, ProducerEpoch(1), abort, Offset::new(1))
+            .is_some());
+        let zombie = s.plan(&[batch(4, 0, 1, 1)], Offset::new(2));
+        assert!(matches!(
+            zombie,
+            Err(ProducerError::InvalidProducerEpoch { .. })
+        ));
+        assert!(s.check_marker(p, ProducerEpoch(0), 0).is_err());
+        assert!(s.check_marker(p, ProducerEpoch(1), -1).is_err());
+        assert!(s.check_marker(p, ProducerEpoch(1), 0).is_ok());
+        // The new epoch starts its sequences at 0.
+        s.expect_transaction(p, ProducerEpoch(1));
+        assert!(append(&mut s, &[txn_batch(4, 1, 0, 1)], 2).is_ok());
+    }
+
+    #[test]
+    fn open_transactions_survive_snapshots_and_replay_and_never_expire() {
+        let mut s = ProducerState::default();
+        let p = ProducerId(6);
+        s.expect_transaction(p, ProducerEpoch(0));
+        let mut b = txn_batch(6, 0, 0, 3);
+        b.assign_offset_and_epoch(Offset::new(20), crate::log::LeaderEpoch::FIRST);
+        // As the log replays it: the transaction opens at 20.
+        let mut replayed = ProducerState::default();
+        assert_eq!(replayed.replay(&b), None);
+        assert_eq!(replayed.first_unstable(), Some(Offset::new(20)));
+        // A snapshot keeps it open, past any expiration.
+        let kept = ProducerState::from_snapshot(replayed.snapshot(), i64::MAX, 1);
+        assert_eq!(kept.first_unstable(), Some(Offset::new(20)));
+        assert_eq!(replayed.expire(i64::MAX, 1), 0);
+        // An abort marker replayed ends it and says so.
+        let mut raw = crate::log::control::marker_batch(p, ProducerEpoch(0), Marker::Abort, 0, 2);
+        let mut m = RecordBatch::split_first(&mut raw).unwrap();
+        m.assign_offset_and_epoch(Offset::new(23), crate::log::LeaderEpoch::FIRST);
+        let aborted = replayed.replay(&m).expect("an abort");
+        assert_eq!(
+            (aborted.first, aborted.last),
+            (Offset::new(20), Offset::new(23))
+        );
+        assert_eq!(replayed.first_unstable(), None);
     }
 
     #[test]

@@ -5,13 +5,16 @@
 //! Invariant, kept with the tail cache (`tail_cache.rs`): a read never
 //! returns a byte its segment file does not hold yet — cold reads stop at
 //! `Segment::readable_end`, and whatever is not written is still cached.
+//! A `read_committed` read also stops at the last stable offset, which is
+//! always a batch's first offset (an open transaction's first batch).
 
 use super::batch::RecordBatch;
 use super::config::ColdReads;
 use super::error::{LogError, Result};
-use super::offset::Offset;
+use super::offset::{Offset, ProducerId};
 use super::partition::Partition;
 use super::segment::{index_position, BatchScanner, FileSlice, Scanned, SegmentFiles};
+use super::txn_index;
 use bytes::Bytes;
 use std::rc::Rc;
 
@@ -72,20 +75,71 @@ enum Located {
     },
 }
 
+/// What a `read_committed` read returned.
+#[derive(Debug)]
+pub struct CommittedRead {
+    pub chunk: ReadChunk,
+    /// The last stable offset the read stopped at.
+    pub last_stable: Offset,
+    /// The aborted transactions (producer, first offset) that may have
+    /// records in the chunk, for the client to drop.
+    pub aborted: Vec<(ProducerId, Offset)>,
+}
+
 impl Partition {
     /// Reads whole batches from the one holding `offset`, up to `max_bytes`
     /// (at least one batch). Kafka's rules: OFFSET_OUT_OF_RANGE outside
     /// `[log_start, log_end]`, empty at the log end.
     pub async fn read(&self, offset: Offset, max_bytes: usize) -> Result<ReadChunk> {
-        if max_bytes == 0 {
-            // A fetch whose byte budget is spent: the offset is still
-            // checked (OFFSET_OUT_OF_RANGE), nothing is read.
+        let end = self.next_offset();
+        self.read_below(offset, max_bytes, end).await
+    }
+
+    /// A `read_committed` read: as `read`, but only below the last stable
+    /// offset, with the aborted transactions among what it returns.
+    pub async fn read_committed(&self, offset: Offset, max_bytes: usize) -> Result<CommittedRead> {
+        let last_stable = self.last_stable_offset();
+        let chunk = self.read_below(offset, max_bytes, last_stable).await?;
+        let mut aborted = Vec::new();
+        if !chunk.is_empty() {
+            let st = self.state.borrow();
+            let from_segment = st
+                .segments
+                .range(..=offset)
+                .next_back()
+                .map_or(offset, |(&base, _)| base);
+            let entries = st
+                .segments
+                .range(from_segment..)
+                .flat_map(|(_, s)| s.aborted.iter());
+            txn_index::collect(entries, offset, last_stable, &mut aborted);
+        }
+        Ok(CommittedRead {
+            chunk,
+            last_stable,
+            aborted,
+        })
+    }
+
+    /// Whole batches from the one holding `offset`, none starting at or
+    /// after `upto`.
+    async fn read_below(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        upto: Offset,
+    ) -> Result<ReadChunk> {
+        if max_bytes == 0 || offset >= upto {
+            // A fetch whose byte budget is spent, or at the last stable
+            // offset: the offset is still checked (OFFSET_OUT_OF_RANGE),
+            // nothing is read.
             return self.check_offset(offset).map(|()| ReadChunk::Empty);
         }
-        let (files, from, end) = match self.locate(offset, max_bytes)? {
+        let (files, from, end) = match self.locate(offset, max_bytes, upto)? {
             Located::Done(chunk) => return Ok(chunk),
             Located::File { files, from, end } => (files, from, end),
         };
+        let end = self.position_of(&files, end, upto).await?;
         let mut scanner = BatchScanner::new(&files, end);
         let mut pos = from;
         let (start, first_len) = loop {
@@ -121,6 +175,30 @@ impl Partition {
         }
     }
 
+    /// Where in `files` (readable up to `end`) the batch starting at
+    /// `upto` is: `end` if `upto` is past the segment.
+    async fn position_of(&self, files: &SegmentFiles, end: u64, upto: Offset) -> Result<u64> {
+        let from = {
+            let st = self.state.borrow();
+            match st.segments.get(&files.base_offset) {
+                Some(s) if upto < s.next_offset => {
+                    let (_, p) = s.index.floor(upto.relative_to(s.base_offset()));
+                    u64::from(p)
+                }
+                _ => return Ok(end),
+            }
+        };
+        let mut scanner = BatchScanner::new(files, end);
+        let mut pos = from;
+        while let Some((len, base, _)) = scanner.header(pos).await? {
+            if base >= upto.to_i64() {
+                break;
+            }
+            pos += len;
+        }
+        Ok(pos)
+    }
+
     fn boundary_before(&self, base: Offset, limit: u64) -> Option<u64> {
         let st = self.state.borrow();
         let segment = st.segments.get(&base)?;
@@ -143,7 +221,7 @@ impl Partition {
         Ok(())
     }
 
-    fn locate(&self, offset: Offset, max_bytes: usize) -> Result<Located> {
+    fn locate(&self, offset: Offset, max_bytes: usize, upto: Offset) -> Result<Located> {
         self.check_offset(offset)?;
         let st = self.state.borrow();
         if offset == st.next {
@@ -151,7 +229,7 @@ impl Partition {
         }
         if st.tail.first_offset().is_some_and(|first| first <= offset) {
             return Ok(Located::Done(ReadChunk::Cached(
-                st.tail.read(offset, max_bytes),
+                st.tail.read(offset, max_bytes, upto),
             )));
         }
         let segment = st
@@ -174,7 +252,8 @@ impl Partition {
     /// Whole batches from the one holding `offset`, in memory. Used by the
     /// log's own lookups and by tests; fetches use [`Partition::read`].
     pub async fn read_batches(&self, offset: Offset, max_bytes: usize) -> Result<Vec<RecordBatch>> {
-        let (files, from, end) = match self.locate(offset, max_bytes)? {
+        let end = self.next_offset();
+        let (files, from, end) = match self.locate(offset, max_bytes, end)? {
             Located::Done(ReadChunk::Cached(chunks)) => {
                 return chunks
                     .into_iter()

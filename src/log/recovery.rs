@@ -21,6 +21,7 @@ use super::segment::{
     file_name, read_file, write_file_durably, BatchScanner, Scanned, Segment, SegmentFiles,
 };
 use super::time_index::TimeIndex;
+use super::txn_index;
 use std::path::Path;
 use std::rc::Rc;
 
@@ -137,18 +138,26 @@ pub async fn recover_active(
     Ok(segment)
 }
 
-/// The producer state of a log: the newest valid snapshot among
-/// `snapshots` (within the log), then every batch after it replayed, oldest
-/// first — the whole log if no snapshot serves. Returns the state and the
-/// offset of the snapshot it started from. A segment that stops short
+/// The producer state of a log and its segments' aborted transactions:
+/// the newest valid snapshot among `snapshots` (within the log) and the
+/// `.txnindex` files below it, then every batch after it replayed, oldest
+/// first — the whole log if no snapshot serves or an index is damaged.
+/// Returns the state and the snapshots kept. A segment that stops short
 /// (damage past what recovery checked) ends its replay there, with a
-/// warning.
+/// warning. Indexes the replay changed are written back.
 pub async fn rebuild_producer_state(
     dir: &Path,
-    segments: &std::collections::BTreeMap<Offset, Segment>,
+    segments: &mut std::collections::BTreeMap<Offset, Segment>,
     snapshots: Vec<Offset>,
     (now_ms, expiration_ms): (i64, i64),
 ) -> Result<(ProducerState, Vec<Offset>)> {
+    let mut indexes_whole = true;
+    for (&base, segment) in segments.iter_mut() {
+        match txn_index::load(dir, base).await? {
+            Some(aborted) => segment.aborted = aborted,
+            None => indexes_whole = false,
+        }
+    }
     let log_start = *segments.keys().next().expect("a log has a segment");
     let log_end = segments.values().next_back().expect("active").next_offset;
     // A snapshot outside the log describes batches it no longer holds
@@ -159,7 +168,11 @@ pub async fn rebuild_producer_state(
     for offset in outside {
         producer_snapshot::remove(dir, offset).await?;
     }
-    let loaded = producer_snapshot::load_newest(dir, &usable).await?;
+    let loaded = if indexes_whole {
+        producer_snapshot::load_newest(dir, &usable).await?
+    } else {
+        None
+    };
     let (mut state, from) = match loaded {
         Some((offset, entries)) => {
             let state = ProducerState::from_snapshot(entries, now_ms, expiration_ms);
@@ -167,19 +180,33 @@ pub async fn rebuild_producer_state(
         }
         None => (ProducerState::default(), None),
     };
-    // Damaged ones newer than the one loaded were deleted.
-    usable.retain(|&o| from.is_some_and(|f| o <= f));
+    if indexes_whole {
+        // Damaged ones newer than the one loaded were deleted.
+        usable.retain(|&o| from.is_some_and(|f| o <= f));
+    }
     let replay_from = from.unwrap_or(log_start);
-    for segment in segments.values().filter(|s| s.next_offset > replay_from) {
-        let files = &segment.files;
-        let mut scanner = BatchScanner::new(files, segment.size);
+    for segment in segments.values_mut() {
+        let before = segment.aborted.len();
+        segment.aborted.retain(|a| a.last < replay_from);
+        segment.aborted_unsaved = segment.aborted.len() != before;
+    }
+    for segment in segments
+        .values_mut()
+        .filter(|s| s.next_offset > replay_from)
+    {
+        let files = segment.files.clone();
+        let mut scanner = BatchScanner::new(&files, segment.size);
         let mut pos = 0u64;
         loop {
             match scanner.batch(pos).await? {
                 Scanned::Batch(batch) => {
                     pos += batch.len() as u64;
-                    if batch.base() >= replay_from {
-                        state.replay(&batch);
+                    if batch.base() < replay_from {
+                        continue;
+                    }
+                    if let Some(aborted) = state.replay(&batch) {
+                        segment.aborted.push(aborted);
+                        segment.aborted_unsaved = true;
                     }
                 }
                 Scanned::End => break,
@@ -189,6 +216,10 @@ pub async fn rebuild_producer_state(
                 }
             }
         }
+    }
+    for (&base, segment) in segments.iter_mut().filter(|(_, s)| s.aborted_unsaved) {
+        txn_index::write(dir, base, &segment.aborted).await?;
+        segment.aborted_unsaved = false;
     }
     Ok((state, usable))
 }
@@ -225,6 +256,8 @@ pub async fn open_sealed(
             bytes_since_index: 0,
             rolling_ms: None,
             appender: None,
+            aborted: Vec::new(),
+            aborted_unsaved: false,
         });
     }
     tracing::info!(segment = %files.log_path.display(), "rebuilding missing or inconsistent indexes");

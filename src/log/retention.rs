@@ -131,7 +131,7 @@ impl Partition {
         for files in doomed {
             let base = files.base_offset;
             tracing::info!(segment = %files.log_path.display(), reason, "deleting segment");
-            for ext in ["log", "index", "timeindex"] {
+            for ext in ["log", "index", "timeindex", "txnindex"] {
                 let path = self.dir().join(file_name(base, ext));
                 if let Err(e) = glommio::io::remove(&path).await {
                     let e: std::io::Error = e.into();

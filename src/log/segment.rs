@@ -1,5 +1,6 @@
-//! `Segment`: one `.log` file of a partition with its `.index` and
-//! `.timeindex`, named by the 20-digit base offset as Kafka names them.
+//! `Segment`: one `.log` file of a partition with its `.index`,
+//! `.timeindex` and `.txnindex`, named by the 20-digit base offset as
+//! Kafka names them.
 //!
 //! Lives on the partition's shard. The `.log` is opened O_DIRECT
 //! (`DmaFile`) for writing and for the log's own reads (recovery, index
@@ -17,6 +18,7 @@ use super::error::{IoContext, Result};
 use super::index::OffsetIndex;
 use super::offset::Offset;
 use super::time_index::TimeIndex;
+use super::txn_index::AbortedTxn;
 use bytes::Bytes;
 use glommio::io::{DmaFile, OpenOptions};
 use std::cell::RefCell;
@@ -130,6 +132,11 @@ pub struct Segment {
     pub rolling_ms: Option<i64>,
     /// Present on the active segment only.
     pub appender: Option<SegmentAppender>,
+    /// The transactions this segment's abort markers ended, in marker
+    /// order (see `txn_index`).
+    pub aborted: Vec<AbortedTxn>,
+    /// `aborted` holds entries its `.txnindex` file does not.
+    pub aborted_unsaved: bool,
 }
 
 impl Segment {
@@ -146,6 +153,8 @@ impl Segment {
             max_timestamp: -1,
             rolling_ms: None,
             appender: None,
+            aborted: Vec::new(),
+            aborted_unsaved: false,
         }
     }
 

@@ -74,18 +74,19 @@ impl TailCache {
     }
 
     /// Whole batches from the one holding `offset`, as many as fit in
-    /// `max_bytes` but at least one. Empty if `offset` is not cached.
-    pub fn read(&self, offset: Offset, max_bytes: usize) -> Vec<Bytes> {
+    /// `max_bytes` but at least one, none starting at or after `upto`.
+    /// Empty if `offset` is not cached.
+    pub fn read(&self, offset: Offset, max_bytes: usize, upto: Offset) -> Vec<Bytes> {
         let start = self.entries.partition_point(|e| e.next_offset <= offset);
         let mut entries = self.entries.range(start..);
         let mut out = Vec::new();
-        let Some(first) = entries.next() else {
+        let Some(first) = entries.next().filter(|e| e.base_offset < upto) else {
             return out;
         };
         let mut total = first.bytes.len();
         out.push(first.bytes.clone());
         for e in entries {
-            if total + e.bytes.len() > max_bytes {
+            if total + e.bytes.len() > max_bytes || e.base_offset >= upto {
                 break;
             }
             total += e.bytes.len();
@@ -114,11 +115,16 @@ mod tests {
     #[test]
     fn read_returns_whole_batches_and_at_least_one() {
         let c = cache();
-        assert_eq!(c.read(at(3), 150).len(), 1);
-        assert_eq!(c.read(at(3), 200).len(), 2);
-        assert_eq!(c.read(at(0), 10).len(), 1);
-        assert_eq!(c.read(at(6), 1000).len(), 0);
-        assert_eq!(c.read(at(1), 1000)[0][0], 0);
+        let end = at(6);
+        assert_eq!(c.read(at(3), 150, end).len(), 1);
+        assert_eq!(c.read(at(3), 200, end).len(), 2);
+        assert_eq!(c.read(at(0), 10, end).len(), 1);
+        assert_eq!(c.read(at(6), 1000, end).len(), 0);
+        assert_eq!(c.read(at(1), 1000, end)[0][0], 0);
+        // A read_committed read stops at the last stable offset.
+        assert_eq!(c.read(at(0), 1000, at(5)).len(), 2);
+        assert_eq!(c.read(at(0), 1000, at(2)).len(), 1);
+        assert_eq!(c.read(at(2), 1000, at(2)).len(), 0);
     }
 
     #[test]

@@ -44,8 +44,17 @@ pub enum ErrorCode {
     UnknownServerError = -1,
     OutOfOrderSequenceNumber = 45,
     InvalidProducerEpoch = 47,
+    InvalidTxnState = 48,
+    InvalidProducerIdMapping = 49,
+    InvalidTransactionTimeout = 50,
+    ConcurrentTransactions = 51,
+    TransactionCoordinatorFenced = 52,
+    OperationNotAttempted = 55,
     KafkaStorageError = 56,
     InvalidRecord = 87,
+    UnstableOffsetCommit = 88,
+    ProducerFenced = 90,
+    TransactionalIdNotFound = 105,
 }
 
 impl ErrorCode {
@@ -118,6 +127,10 @@ impl From<&LogError> for ErrorCode {
             }
             LogError::Producer(ProducerError::InvalidProducerEpoch { .. }) => {
                 ErrorCode::InvalidProducerEpoch
+            }
+            LogError::Producer(ProducerError::InvalidTxnState { .. }) => ErrorCode::InvalidTxnState,
+            LogError::Producer(ProducerError::CoordinatorFenced { .. }) => {
+                ErrorCode::TransactionCoordinatorFenced
             }
         }
     }

@@ -4,8 +4,9 @@
 //! `max_wait_ms` until `min_bytes` are available; appends on any owner shard
 //! of the requested partitions wake the poll. Each partition is read by its
 //! owner (one call per owner shard). Sessions (KIP-227) are answered sessionless (session id 0),
-//! which every client accepts. Isolation levels are accepted; without
-//! transactions the last stable offset is the high watermark.
+//! which every client accepts. A read_committed fetch (isolation level 1)
+//! reads below each partition's last stable offset and gets the aborted
+//! transactions among what it read.
 //!
 //! Record bytes are never copied: hot reads go out as the tail cache's
 //! `Bytes`, cold reads as file ranges for `sendfile` (see `fetch_response`).
@@ -29,6 +30,9 @@ use std::time::{Duration, Instant};
 /// The longest a fetch may wait, whatever the client asks (Kafka has no
 /// cap; clients send 500 ms by default). Bounds a task's lifetime.
 const FETCH_WAIT_MAX: Duration = Duration::from_secs(30);
+
+/// Kafka's isolation level for transactional records' consumers.
+pub const READ_COMMITTED: i8 = 1;
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -91,6 +95,7 @@ async fn read(
             let range = wire::offset(fp.fetch_offset).map(|offset| ReadRange {
                 offset,
                 max_bytes: wire::size(fp.partition_max_bytes).min(max_bytes).max(1),
+                committed: req.isolation_level == READ_COMMITTED,
             });
             match (wire::topic_partition(name, fp.partition), range) {
                 (Some(tp), Some(range)) => {
@@ -149,13 +154,16 @@ fn partition_result(
         high_watermark: -1,
         last_stable_offset: -1,
         log_start_offset: -1,
+        aborted: Vec::new(),
         records: ReadChunk::Empty,
     };
     match result {
         Ok(read) => {
             p.high_watermark = wire::offset_to_wire(read.high_watermark);
-            p.last_stable_offset = p.high_watermark;
+            p.last_stable_offset = wire::offset_to_wire(read.last_stable);
             p.log_start_offset = wire::offset_to_wire(read.log_start);
+            let aborted = read.aborted.iter();
+            p.aborted = aborted.map(|&(id, first)| (id.0, first.to_i64())).collect();
             let len = read.chunk.len();
             if *total == 0 || *total + len <= max_bytes {
                 *total += len;

@@ -19,6 +19,9 @@ pub struct PartitionResult {
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// A read_committed fetch's aborted transactions: (producer id, first
+    /// offset).
+    pub aborted: Vec<(i64, i64)>,
     pub records: ReadChunk,
 }
 
@@ -60,7 +63,14 @@ pub fn encode(version: i16, correlation_id: i32, topics: Vec<TopicResult>) -> Re
             if version >= 5 {
                 w.buf.put_i64(p.log_start_offset);
             }
-            w.array_len(0); // aborted_transactions: none without transactions
+            w.array_len(p.aborted.len());
+            for (producer, first) in p.aborted {
+                w.buf.put_i64(producer);
+                w.buf.put_i64(first);
+                if flexible {
+                    w.tags();
+                }
+            }
             if version >= 11 {
                 w.buf.put_i32(-1); // preferred_read_replica
             }
@@ -161,8 +171,10 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-    use kafka_protocol::messages::{FetchResponse, ResponseHeader, TopicName};
+    use kafka_protocol::messages::fetch_response::{
+        AbortedTransaction, FetchableTopicResponse, PartitionData,
+    };
+    use kafka_protocol::messages::{FetchResponse, ProducerId, ResponseHeader, TopicName};
     use kafka_protocol::protocol::{Encodable, StrBytes};
 
     fn ours(version: i16, records: &[Bytes]) -> Vec<u8> {
@@ -175,6 +187,11 @@ mod tests {
                 high_watermark: 100 + i as i64,
                 last_stable_offset: 100 + i as i64,
                 log_start_offset: 7,
+                aborted: if i == 2 {
+                    vec![(5, 40), (6, 41)]
+                } else {
+                    vec![]
+                },
                 records: if r.is_empty() {
                     ReadChunk::Empty
                 } else {
@@ -209,7 +226,16 @@ mod tests {
             if version >= 5 {
                 p.log_start_offset = 7;
             }
-            p.aborted_transactions = Some(Vec::new());
+            let mut aborted = Vec::new();
+            if i == 2 {
+                for (producer, first) in [(5, 40), (6, 41)] {
+                    let mut a = AbortedTransaction::default();
+                    a.producer_id = ProducerId(producer);
+                    a.first_offset = first;
+                    aborted.push(a);
+                }
+            }
+            p.aborted_transactions = Some(aborted);
             p.records = Some(r.clone());
             t.partitions.push(p);
         }

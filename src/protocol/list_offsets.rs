@@ -1,7 +1,8 @@
-//! ListOffsets (2), v1–v6: earliest (-2), latest (-1), or the first offset
-//! whose record timestamp is at or after the given time, answered by each
-//! partition's owner shard. A negative partition index is
-//! UNKNOWN_TOPIC_OR_PARTITION, answered here.
+//! ListOffsets (2), v1–v6: earliest (-2), latest (-1; the last stable
+//! offset for a read_committed client), or the first offset whose record
+//! timestamp is at or after the given time, answered by each partition's
+//! owner shard. A negative partition index is UNKNOWN_TOPIC_OR_PARTITION,
+//! answered here.
 
 use super::error_code::ErrorCode;
 use super::wire;
@@ -15,9 +16,10 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use std::rc::Rc;
 
 /// Kafka's special timestamps.
-fn query(timestamp: i64) -> OffsetQuery {
+fn query(timestamp: i64, committed: bool) -> OffsetQuery {
     match timestamp {
         -2 => OffsetQuery::Earliest,
+        -1 if committed => OffsetQuery::LastStable,
         -1 => OffsetQuery::Latest,
         ts => OffsetQuery::AtTime(ts),
     }
@@ -31,6 +33,7 @@ pub async fn handle(
     let mut shape = Vec::new();
     let mut items = Vec::new();
     let mut routed = Vec::new();
+    let committed = req.isolation_level == super::fetch::READ_COMMITTED;
     for topic in req.topics {
         let name = topic.name.0.as_str().to_string();
         let mut indexes = Vec::new();
@@ -39,7 +42,7 @@ pub async fn handle(
             let tp = wire::topic_partition(&name, p.partition_index);
             routed.push(tp.is_some());
             if let Some(tp) = tp {
-                items.push((tp, query(p.timestamp)));
+                items.push((tp, query(p.timestamp, committed)));
             }
         }
         shape.push((topic.name, indexes));

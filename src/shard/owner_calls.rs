@@ -12,7 +12,8 @@ use super::{Shard, ShardError};
 use crate::log::partition::now_ms;
 use crate::log::producer_snapshot::SnapshotEntry;
 use crate::log::{
-    Appended, Durability, LogError, Offset, Partition, ReadChunk, RecordBatch, TopicPartition,
+    Appended, Durability, LogError, Offset, Partition, ProducerId, ReadChunk, RecordBatch,
+    TopicPartition,
 };
 use crate::metrics::{Snapshot, Stage};
 use bytes::Bytes;
@@ -66,11 +67,13 @@ impl Call<Shard> for Produce {
 }
 
 /// Where to read one partition from: Kafka's fetch offset and partition
-/// byte limit.
+/// byte limit, and whether only committed records are wanted
+/// (`isolation.level=read_committed`).
 #[derive(Debug, Clone, Copy)]
 pub struct ReadRange {
     pub offset: Offset,
     pub max_bytes: usize,
+    pub committed: bool,
 }
 
 /// Reads each item, in order, and at most `budget` bytes over all items
@@ -84,8 +87,12 @@ pub struct Read {
 /// One partition's share of a fetch.
 pub struct Fetched {
     pub high_watermark: Offset,
+    pub last_stable: Offset,
     pub log_start: Offset,
     pub chunk: ReadChunk,
+    /// For a read_committed read: the aborted transactions (producer,
+    /// first offset) that may have records in `chunk`.
+    pub aborted: Vec<(ProducerId, Offset)>,
 }
 
 pub struct ReadReply {
@@ -105,8 +112,11 @@ impl Call<Shard> for Read {
         // the response is cut to size.
         let mut budget = self.budget;
         for (tp, range) in self.items {
-            let max_bytes = range.max_bytes.min(budget);
-            let read = shard.read_owned(&tp, range.offset, max_bytes).await;
+            let range = ReadRange {
+                max_bytes: range.max_bytes.min(budget),
+                ..range
+            };
+            let read = shard.read_owned(&tp, range).await;
             if let Ok(fetched) = &read {
                 budget = budget.saturating_sub(fetched.chunk.len());
             }
@@ -123,6 +133,8 @@ pub enum OffsetQuery {
     Earliest,
     /// The log end offset (Kafka's timestamp -1).
     Latest,
+    /// The last stable offset (timestamp -1 with read_committed).
+    LastStable,
     /// The first record with a timestamp at or after this one.
     AtTime(i64),
 }
@@ -249,17 +261,31 @@ impl Shard {
     async fn read_owned(
         &self,
         tp: &TopicPartition,
-        offset: Offset,
-        max_bytes: usize,
+        range: ReadRange,
     ) -> Result<Fetched, ShardError> {
         let partition = self.owned(tp)?;
         let high_watermark = partition.next_offset();
         let log_start = partition.log_start();
-        let chunk = partition.read(offset, max_bytes).await?;
+        if range.committed {
+            let read = partition
+                .read_committed(range.offset, range.max_bytes)
+                .await?;
+            return Ok(Fetched {
+                high_watermark,
+                last_stable: read.last_stable,
+                log_start,
+                chunk: read.chunk,
+                aborted: read.aborted,
+            });
+        }
+        let last_stable = partition.last_stable_offset();
+        let chunk = partition.read(range.offset, range.max_bytes).await?;
         Ok(Fetched {
             high_watermark,
+            last_stable,
             log_start,
             chunk,
+            aborted: Vec::new(),
         })
     }
 
@@ -275,6 +301,7 @@ impl Shard {
         };
         Ok(match query {
             OffsetQuery::Latest => Some(at(partition.next_offset())),
+            OffsetQuery::LastStable => Some(at(partition.last_stable_offset())),
             OffsetQuery::Earliest => Some(at(partition.log_start())),
             OffsetQuery::AtTime(ts) => partition
                 .offset_for_timestamp(ts)
