@@ -142,8 +142,12 @@ fn install_shutdown_handlers() {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = broker_config(args)?;
-    strom::group::pin_offsets_partitions(&config.data_dir, config.group.offsets_partitions)
-        .context("offsets.topic.num.partitions")?;
+    strom::log::state_log::pin_partition_count(
+        &config.data_dir,
+        strom::group::OFFSETS_TOPIC,
+        "offsets.topic.num.partitions",
+        config.group.offsets_partitions,
+    )?;
     // Held until every shard has bound its own SO_REUSEPORT listener, so
     // the port (picked by the kernel for port 0) stays ours meanwhile.
     let (listen, _reservation) = reserve_listen_port(config.listen)

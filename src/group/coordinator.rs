@@ -8,23 +8,19 @@
 //! durable by the log's flush policy. A tick every 100 ms expires member
 //! sessions and rebalance deadlines.
 //!
-//! The log does not grow without bound: once a partition holds more than
-//! twice `offsets.topic.segment.bytes`, it is rolled, the live state of
-//! its groups is appended as a snapshot, and every older segment deleted.
-//! In-memory state is updated before its record is appended, so a
-//! snapshot (taken from memory after the roll) is never older than a
-//! record that lands before it.
+//! The log is a `StateLog`, compacted past twice
+//! `offsets.topic.segment.bytes`. In-memory state is updated before its
+//! record is appended, so the live state (taken from memory after the
+//! roll) is never older than a record that lands before it.
 
 use super::calls::ListedGroup;
 use super::member::Member;
 use super::membership::{Group, State};
 use super::store::{self, Key, StoredGroup, StoredMember};
 use super::{offsets_partition, GroupConfig, GroupError, OFFSETS_TOPIC};
-use crate::log::batch::build;
 use crate::log::partition::now_ms;
-use crate::log::{
-    Durability, LogConfig, LogError, Partition, PartitionId, RecordBatch, TopicPartition,
-};
+use crate::log::state_log::{KeyedRecord, StateLog};
+use crate::log::{Durability, LogError, PartitionId, RecordBatch, TopicPartition};
 use crate::shard::ownership::{self, ShardId};
 use crate::shard::router::{Call, Router, ShardGone, Sharded};
 use crate::shard::Shard;
@@ -41,9 +37,7 @@ pub struct GroupCoordinator {
     pub config: GroupConfig,
     router: Router<GroupCoordinator>,
     groups: RefCell<AHashMap<String, Group>>,
-    logs: RefCell<AHashMap<PartitionId, Rc<Partition>>>,
-    /// Partitions being snapshotted right now.
-    compacting: RefCell<ahash::AHashSet<PartitionId>>,
+    log: StateLog,
 }
 
 impl Sharded for GroupCoordinator {
@@ -63,27 +57,25 @@ impl GroupCoordinator {
         let owned: Vec<PartitionId> = PartitionId::first(config.offsets_partitions)
             .filter(|&p| ownership::owner(OFFSETS_TOPIC, p, router.count()) == router.id())
             .collect();
-        let log_config = LogConfig {
-            segment_bytes: config.offsets_segment_bytes,
-            write_buffer_bytes: 64 << 10,
-            tail_cache_bytes: 256 << 10,
-            ..LogConfig::default()
-        };
+        let log = StateLog::open(
+            shard.log_dir(),
+            OFFSETS_TOPIC,
+            owned,
+            config.offsets_segment_bytes,
+        )
+        .await?;
         let coordinator = Rc::new(GroupCoordinator {
             config,
             router,
             groups: RefCell::new(AHashMap::new()),
-            logs: RefCell::new(AHashMap::new()),
-            compacting: RefCell::new(ahash::AHashSet::new()),
+            log,
         });
-        for p in owned {
-            let tp = TopicPartition::new(OFFSETS_TOPIC, p);
-            let log = shard
-                .log_dir()
-                .open_internal_partition(&tp, log_config.clone())
+        for (p, _) in coordinator.log.partitions() {
+            let now = Instant::now();
+            coordinator
+                .log
+                .replay(p, |batch| coordinator.apply_batch(p, batch, now))
                 .await?;
-            coordinator.replay(&log).await?;
-            coordinator.logs.borrow_mut().insert(p, log);
         }
         let weak = Rc::downgrade(&coordinator);
         glommio::spawn_local(tick_loop(weak)).detach();
@@ -123,26 +115,16 @@ impl GroupCoordinator {
         self.groups.borrow().len()
     }
 
-    /// Applies every record of a log, oldest first.
-    async fn replay(&self, log: &Partition) -> Result<(), LogError> {
-        let mut offset = log.log_start();
-        let now = Instant::now();
-        while offset < log.next_offset() {
-            let batches = log.read_batches(offset, 1 << 20).await?;
-            let Some(last) = batches.last() else { break };
-            offset = last.next();
-            for batch in &batches {
-                for r in batch.records() {
-                    let (Some(k), v) = (r.key, r.value.unwrap_or_default()) else {
-                        continue;
-                    };
-                    if let Err(e) = self.apply(k, v, now) {
-                        tracing::warn!(log = %log.dir().display(), "skipping a record: {e}");
-                    }
-                }
+    /// Applies a batch of partition `p` read back on replay.
+    fn apply_batch(&self, p: PartitionId, batch: &RecordBatch, now: Instant) {
+        for r in batch.records() {
+            let (Some(k), v) = (r.key, r.value.unwrap_or_default()) else {
+                continue;
+            };
+            if let Err(e) = self.apply(k, v, now) {
+                tracing::warn!(partition = %p, "skipping a {OFFSETS_TOPIC} record: {e}");
             }
         }
-        Ok(())
     }
 
     fn apply(&self, key: &[u8], value: &[u8], now: Instant) -> Result<(), store::Malformed> {
@@ -193,69 +175,33 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    fn log_of(&self, group: &str) -> Result<Rc<Partition>, GroupError> {
-        let p = offsets_partition(group, self.config.offsets_partitions);
-        self.logs
-            .borrow()
-            .get(&p)
-            .cloned()
-            .ok_or(GroupError::CoordinatorNotAvailable)
-    }
-
     /// Appends records to the group's log, as durable as `durability`.
     pub(super) async fn append(
         self: &Rc<Self>,
         group: &str,
-        records: Vec<(Vec<u8>, Vec<u8>)>,
+        records: Vec<KeyedRecord>,
         durability: Durability,
     ) -> Result<(), GroupError> {
         if records.is_empty() {
             return Ok(());
         }
         let p = offsets_partition(group, self.config.offsets_partitions);
-        let log = self.log_of(group)?;
-        let stored = async { log.append(batches(&records)?, durability).await };
-        stored.await.map_err(|e| {
+        let appended = self.log.append(p, &records, durability).await;
+        let appended = appended.ok_or(GroupError::CoordinatorNotAvailable)?;
+        appended.map_err(|e| {
             tracing::error!(group, "storing group state: {e}");
             GroupError::Storage
         })?;
-        if log.size_bytes() > 2 * self.config.offsets_segment_bytes
-            && self.compacting.borrow_mut().insert(p)
-        {
+        if self.log.compaction_due(p) {
             let me = self.clone();
-            glommio::spawn_local(async move {
-                if let Err(e) = me.snapshot(p, &log).await {
-                    tracing::error!(partition = %p, "snapshotting __consumer_offsets: {e}");
-                }
-                me.compacting.borrow_mut().remove(&p);
-            })
-            .detach();
+            glommio::spawn_local(async move { me.log.compact(p, || me.live_records(p)).await })
+                .detach();
         }
         Ok(())
     }
 
-    /// Rewrites partition `p` as one snapshot of its groups' live state
-    /// and deletes the segments before it.
-    async fn snapshot(&self, p: PartitionId, log: &Partition) -> Result<(), LogError> {
-        log.roll().await?;
-        let records = self.live_records(p);
-        let count = records.len();
-        let info = match batches(&records) {
-            Ok(b) if !b.is_empty() => log.append(b, Durability::Synced).await?,
-            _ => return Ok(()),
-        };
-        let deleted = log.delete_segments_before(info.base_offset).await?;
-        tracing::info!(
-            partition = %p,
-            records = count,
-            deleted,
-            "__consumer_offsets snapshot"
-        );
-        Ok(())
-    }
-
     /// Every live record of the groups kept in partition `p`.
-    fn live_records(&self, p: PartitionId) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn live_records(&self, p: PartitionId) -> Vec<KeyedRecord> {
         let groups = self.groups.borrow();
         let mut out = Vec::new();
         for g in groups.values() {
@@ -276,7 +222,7 @@ impl GroupCoordinator {
     }
 
     /// The group's membership record, if it settled since last stored.
-    fn take_dirty(&self, group: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+    fn take_dirty(&self, group: &str) -> Option<KeyedRecord> {
         let mut groups = self.groups.borrow_mut();
         let g = groups.get_mut(group)?;
         if !g.dirty {
@@ -423,12 +369,7 @@ impl GroupCoordinator {
 
     /// Flushes the offsets logs (shutdown).
     pub async fn flush_all(&self) -> Result<(), LogError> {
-        let logs: Vec<Rc<Partition>> = self.logs.borrow().values().cloned().collect();
-        for log in logs {
-            log.flush().await?;
-            log.snapshot_producers().await?;
-        }
-        Ok(())
+        self.log.flush_all().await
     }
 }
 
@@ -456,24 +397,6 @@ fn stored_group(g: &Group) -> StoredGroup {
             })
             .collect(),
     }
-}
-
-/// Records as RecordBatches of at most 1,000 records each.
-fn batches(records: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<RecordBatch>, LogError> {
-    let mut out = Vec::new();
-    for chunk in records.chunks(1000) {
-        let built: Vec<build::Record<'_>> = chunk
-            .iter()
-            .map(|(k, v)| build::Record {
-                key: Some(k),
-                value: v,
-                timestamp_delta: 0,
-            })
-            .collect();
-        let mut raw = build::batch(now_ms(), &built);
-        out.push(RecordBatch::split_first(&mut raw)?);
-    }
-    Ok(out)
 }
 
 async fn tick_loop(coordinator: Weak<GroupCoordinator>) {

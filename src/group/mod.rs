@@ -71,68 +71,9 @@ pub use crate::config::GroupConfig;
 /// The internal log's topic name, as Kafka's.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-#[derive(Debug, thiserror::Error)]
-pub enum PartitionCountError {
-    #[error("this data dir keeps groups in {stored} partitions; offsets.topic.num.partitions = {configured} would lose track of them (it cannot change)")]
-    Changed { stored: u32, configured: u32 },
-    #[error("{path}: {source}")]
-    Io {
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// Records `offsets.topic.num.partitions` in `meta/` on first start and
-/// refuses a different value later: a group's partition is a function of
-/// the count, so changing it would orphan every stored group and offset.
-/// A data dir from before this record counts its `__consumer_offsets-*`
-/// directories.
-pub fn pin_offsets_partitions(
-    data_dir: &std::path::Path,
-    configured: u32,
-) -> Result<(), PartitionCountError> {
-    let path = data_dir.join("meta").join("offsets.topic.num.partitions");
-    let io = |source| PartitionCountError::Io {
-        path: path.clone(),
-        source,
-    };
-    let stored = match std::fs::read_to_string(&path) {
-        Ok(text) => text.trim().parse::<u32>().ok(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let prefix = format!("{OFFSETS_TOPIC}-");
-            let existing = match std::fs::read_dir(data_dir) {
-                Ok(entries) => entries
-                    .flatten()
-                    .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-                    .count() as u32,
-                Err(_) => 0,
-            };
-            (existing > 0).then_some(existing)
-        }
-        Err(e) => return Err(io(e)),
-    };
-    match stored {
-        Some(stored) if stored != configured => {
-            Err(PartitionCountError::Changed { stored, configured })
-        }
-        Some(_) => Ok(()),
-        None => crate::log::log_dir::write_durably(&path, format!("{configured}\n").as_bytes())
-            .map_err(io),
-    }
-}
-
-/// Which `__consumer_offsets` partition keeps a group: Kafka's
-/// `Utils.abs(groupId.hashCode()) % partitions`.
+/// Which `__consumer_offsets` partition keeps a group (Kafka's hash).
 pub fn offsets_partition(group: &str, partitions: u32) -> PartitionId {
-    let mut h: i32 = 0;
-    for unit in group.encode_utf16() {
-        h = h.wrapping_mul(31).wrapping_add(i32::from(unit));
-    }
-    // Kafka's abs maps i32::MIN to 0; every other value has a positive abs.
-    let positive = h.checked_abs().unwrap_or(0).unsigned_abs();
-    let index = positive % partitions.clamp(1, PartitionId::MAX.index());
-    PartitionId::new(index).expect("below a partition count that fits the wire")
+    crate::log::state_log::key_partition(group, partitions)
 }
 
 pub struct JoinRequest {
@@ -238,17 +179,4 @@ pub struct DescribedMember {
     pub client_host: String,
     pub metadata: Bytes,
     pub assignment: Bytes,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::offsets_partition;
-
-    #[test]
-    fn groups_map_to_partitions_like_kafka() {
-        // Java: "my-group".hashCode() == -1906497762.
-        assert_eq!(offsets_partition("my-group", 50).index(), 1906497762 % 50);
-        assert_eq!(offsets_partition("my-group", 8).index(), 2);
-        assert_eq!(offsets_partition("", 8).index(), 0);
-    }
 }

@@ -6,8 +6,11 @@
 //! and no live value is empty). The latest record per key wins on replay.
 
 use super::Committed;
+use crate::log::fields::{
+    get_bytes, get_i16, get_i32, get_i64, get_opt_str, get_str, put_bytes, put_opt_str, put_str,
+};
 use crate::log::{LeaderEpoch, PartitionId, TopicPartition};
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{BufMut, Bytes};
 use std::time::Duration;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -41,9 +44,7 @@ pub struct StoredGroup {
     pub members: Vec<StoredMember>,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("malformed __consumer_offsets record: {0}")]
-pub struct Malformed(&'static str);
+pub use crate::log::fields::Malformed;
 
 impl Key {
     /// The encoded key of a group's committed offset for a partition.
@@ -172,74 +173,6 @@ pub fn decode_group(mut buf: &[u8]) -> Result<StoredGroup, Malformed> {
         state_timestamp_ms,
         members,
     })
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    let len = s.len().min(i16::MAX as usize);
-    out.put_i16(len as i16);
-    out.extend_from_slice(&s.as_bytes()[..len]);
-}
-
-fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
-    match s {
-        Some(s) => put_str(out, s),
-        None => out.put_i16(-1),
-    }
-}
-
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.put_i32(b.len() as i32);
-    out.extend_from_slice(b);
-}
-
-fn need(buf: &[u8], n: usize) -> Result<(), Malformed> {
-    if buf.len() < n {
-        Err(Malformed("truncated"))
-    } else {
-        Ok(())
-    }
-}
-
-fn get_i16(buf: &mut &[u8]) -> Result<i16, Malformed> {
-    need(buf, 2)?;
-    Ok(buf.get_i16())
-}
-
-fn get_i32(buf: &mut &[u8]) -> Result<i32, Malformed> {
-    need(buf, 4)?;
-    Ok(buf.get_i32())
-}
-
-fn get_i64(buf: &mut &[u8]) -> Result<i64, Malformed> {
-    need(buf, 8)?;
-    Ok(buf.get_i64())
-}
-
-fn get_opt_str(buf: &mut &[u8]) -> Result<Option<String>, Malformed> {
-    let len = get_i16(buf)?;
-    if len < 0 {
-        return Ok(None);
-    }
-    need(buf, len as usize)?;
-    let s = std::str::from_utf8(&buf[..len as usize]).map_err(|_| Malformed("not UTF-8"))?;
-    let s = s.to_string();
-    buf.advance(len as usize);
-    Ok(Some(s))
-}
-
-fn get_str(buf: &mut &[u8]) -> Result<String, Malformed> {
-    get_opt_str(buf)?.ok_or(Malformed("null string"))
-}
-
-fn get_bytes(buf: &mut &[u8]) -> Result<Bytes, Malformed> {
-    let len = get_i32(buf)?;
-    if len < 0 {
-        return Ok(Bytes::new());
-    }
-    need(buf, len as usize)?;
-    let b = Bytes::copy_from_slice(&buf[..len as usize]);
-    buf.advance(len as usize);
-    Ok(b)
 }
 
 #[cfg(test)]

@@ -16,6 +16,9 @@
 //! - `reader`: reads for fetches, the log's own reads, time lookup.
 //! - `retention`: deleting whole segments from the front.
 //! - `housekeeping`: `flush.ms` and retention, a timer per partition.
+//! - `state_log`: an internal keyed log a coordinator owns (groups,
+//!   transactions): placement by key, replay, compaction.
+//! - `fields`: the field encodings of internal-log records.
 //! - `recovery`: truncating torn tails and rebuilding indexes on open.
 //! - `log_dir`: the data directory and the one way to open a partition.
 //! - `topic_partition`: `PartitionId` and `TopicPartition`, the key of a
@@ -29,6 +32,7 @@ pub mod batch;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod fields;
 pub mod housekeeping;
 pub mod index;
 pub mod io_probe;
@@ -41,6 +45,7 @@ pub mod reader;
 pub mod recovery;
 pub mod retention;
 pub mod segment;
+pub mod state_log;
 pub mod tail_cache;
 pub mod time_index;
 pub mod topic_partition;
