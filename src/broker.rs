@@ -1,7 +1,7 @@
 //! `Broker`: what one shard runs of the broker — its share of the data
 //! (`Shard`) and the services built on it (`GroupCoordinator`,
-//! `ProducerIds`; next the transaction coordinator). Connections and the
-//! protocol edge work through it.
+//! `ProducerIds`, `TxnCoordinator`). Connections and the protocol edge
+//! work through it.
 //!
 //! One per executor thread. Each service inside is sharded on its own: it
 //! reaches its instances on other shards through a `Router` over a channel
@@ -13,6 +13,7 @@ use crate::log::LogError;
 use crate::metrics::ShardMetrics;
 use crate::shard::router::{Envelope, Router, Sharded};
 use crate::shard::{Shard, ShardError};
+use crate::txn::coordinator::TxnCoordinator;
 use crate::txn::producer_ids::{ProducerIdError, ProducerIds};
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers};
 use std::rc::Rc;
@@ -21,6 +22,7 @@ pub struct Broker {
     pub shard: Rc<Shard>,
     pub groups: Rc<GroupCoordinator>,
     pub producer_ids: Rc<ProducerIds>,
+    pub txns: Rc<TxnCoordinator>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,8 @@ pub enum BrokerError {
     Groups(#[source] LogError),
     #[error(transparent)]
     ProducerIds(#[from] ProducerIdError),
+    #[error("opening the transaction log: {0}")]
+    Transactions(#[source] LogError),
 }
 
 /// Messages buffered per pair of shards and service before a sender
@@ -47,6 +51,7 @@ pub struct Meshes {
     data: MeshBuilder<Envelope<Shard>, Full>,
     groups: MeshBuilder<Envelope<GroupCoordinator>, Full>,
     producer_ids: MeshBuilder<Envelope<ProducerIds>, Full>,
+    txns: MeshBuilder<Envelope<TxnCoordinator>, Full>,
 }
 
 impl Meshes {
@@ -56,6 +61,7 @@ impl Meshes {
             data: MeshBuilder::full(shards, MESH_CHANNEL_CAPACITY),
             groups: MeshBuilder::full(shards, MESH_CHANNEL_CAPACITY),
             producer_ids: MeshBuilder::full(shards, MESH_CHANNEL_CAPACITY),
+            txns: MeshBuilder::full(shards, MESH_CHANNEL_CAPACITY),
         }
     }
 }
@@ -84,6 +90,7 @@ impl Broker {
         let (data_router, data_calls) = join(meshes.data, meshes.shards, &metrics).await?;
         let (group_router, group_calls) = join(meshes.groups, meshes.shards, &metrics).await?;
         let (pid_router, pid_calls) = join(meshes.producer_ids, meshes.shards, &metrics).await?;
+        let (txn_router, txn_calls) = join(meshes.txns, meshes.shards, &metrics).await?;
         let shard = Shard::open(config, data_router).await?;
         if let Some(calls) = data_calls {
             Router::serve(&shard, calls);
@@ -98,15 +105,25 @@ impl Broker {
         if let Some(calls) = pid_calls {
             Router::serve(&producer_ids, calls);
         }
+        // Last: resuming transactions calls the other services, on every
+        // shard, which serve by now (or will, once they reach here).
+        let txns = TxnCoordinator::open(&shard, &groups, &producer_ids, txn_router)
+            .await
+            .map_err(BrokerError::Transactions)?;
+        if let Some(calls) = txn_calls {
+            Router::serve(&txns, calls);
+        }
         Ok(Rc::new(Broker {
             shard,
             groups,
             producer_ids,
+            txns,
         }))
     }
 
-    /// Flushes every partition and offsets log; used at shutdown.
+    /// Flushes every partition and internal log; used at shutdown.
     pub async fn flush_all(&self) -> Result<(), LogError> {
+        self.txns.flush_all().await?;
         self.groups.flush_all().await?;
         self.shard.flush_all().await
     }

@@ -63,6 +63,8 @@ pub struct BrokerConfig {
     pub io_memory_bytes: usize,
     /// Consumer groups (`group.*`, `offsets.*`).
     pub group: GroupConfig,
+    /// Transactions (`transaction.*`).
+    pub txn: TxnConfig,
     /// Test hook (hidden flag `--crash-on-produce-to`): a produce to this
     /// topic panics on its owner shard, so tests can prove a panic stops
     /// the whole broker and a restart recovers everything acknowledged.
@@ -109,6 +111,36 @@ impl Default for GroupConfig {
     }
 }
 
+/// The transaction coordinator's settings, by Kafka's broker config
+/// names.
+#[derive(Debug, Clone)]
+pub struct TxnConfig {
+    /// `transaction.max.timeout.ms` (Kafka: 900000): a producer asking for
+    /// a longer `transaction.timeout.ms` gets INVALID_TRANSACTION_TIMEOUT.
+    pub max_timeout_ms: i32,
+    /// `transaction.state.log.num.partitions`: fixed once a data dir has
+    /// transactions. (Kafka: 50; strom: 8, as for the offsets log.)
+    pub partitions: u32,
+    /// `transaction.state.log.segment.bytes` (Kafka: 104857600); a
+    /// partition holding twice this is compacted.
+    pub segment_bytes: u64,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`
+    /// (Kafka: 10000): how often open transactions are checked against
+    /// their timeout.
+    pub abort_timed_out_interval: Duration,
+}
+
+impl Default for TxnConfig {
+    fn default() -> Self {
+        TxnConfig {
+            max_timeout_ms: 900_000,
+            partitions: 8,
+            segment_bytes: 100 << 20,
+            abort_timed_out_interval: Duration::from_millis(10_000),
+        }
+    }
+}
+
 /// Where `/metrics` is served unless told otherwise.
 pub const METRICS_LISTEN_DEFAULT: &str = "127.0.0.1:9644";
 
@@ -135,6 +167,7 @@ impl BrokerConfig {
             blocking_threads: 4,
             io_memory_bytes: 10 << 20,
             group: GroupConfig::default(),
+            txn: TxnConfig::default(),
             crash_on_produce_to: None,
         }
     }
@@ -213,6 +246,7 @@ impl BrokerConfig {
         let known = self.apply_listeners(&s)?
             || self.apply_broker(&s)?
             || self.apply_group(&s)?
+            || self.apply_txn(&s)?
             || self.apply_strom(&s)?
             || self.apply_log(&s)?;
         if !known {
@@ -294,6 +328,25 @@ impl BrokerConfig {
             }
             "offset.metadata.max.bytes" => {
                 g.offset_metadata_max_bytes = s.clamped(0, i64::MAX)? as usize
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Transactions: `transaction.*`.
+    fn apply_txn(&mut self, s: &Setting<'_>) -> Result<bool, BrokerConfigError> {
+        let t = &mut self.txn;
+        match s.key {
+            "transaction.max.timeout.ms" => {
+                t.max_timeout_ms = s.clamped(1, i64::from(i32::MAX))? as i32
+            }
+            "transaction.state.log.num.partitions" => t.partitions = s.clamped(1, 1000)? as u32,
+            "transaction.state.log.segment.bytes" => {
+                t.segment_bytes = s.clamped(4096, i64::from(i32::MAX))? as u64
+            }
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
+                t.abort_timed_out_interval = millis(s.clamped(1, i64::MAX)?)
             }
             _ => return Ok(false),
         }

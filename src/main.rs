@@ -148,6 +148,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "offsets.topic.num.partitions",
         config.group.offsets_partitions,
     )?;
+    strom::log::state_log::pin_partition_count(
+        &config.data_dir,
+        strom::txn::coordinator::TRANSACTION_TOPIC,
+        "transaction.state.log.num.partitions",
+        config.txn.partitions,
+    )?;
     // Held until every shard has bound its own SO_REUSEPORT listener, so
     // the port (picked by the kernel for port 0) stays ours meanwhile.
     let (listen, _reservation) = reserve_listen_port(config.listen)

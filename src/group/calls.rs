@@ -15,7 +15,8 @@ use super::{
     Committed, DescribedMember, GroupDescription, GroupError, JoinRequest, JoinResponse,
     SyncResponse,
 };
-use crate::log::{Durability, TopicPartition};
+use crate::log::control::TxnEnd;
+use crate::log::{Durability, PartitionId, ProducerEpoch, ProducerId, TopicPartition};
 use crate::shard::router::Call;
 use bytes::Bytes;
 use glommio::channels::local_channel;
@@ -203,30 +204,40 @@ impl Call<GroupCoordinator> for CommitOffsets {
 
 /// OffsetFetch: the committed offset of each partition asked for (all of
 /// the group's when `partitions` is None).
+/// With `require_stable`, a partition whose offset a transaction holds
+/// pending is UNSTABLE_OFFSET_COMMIT.
 pub struct FetchOffsets {
     pub group: String,
     pub partitions: Option<Vec<TopicPartition>>,
+    pub require_stable: bool,
 }
 
 impl Call<GroupCoordinator> for FetchOffsets {
-    type Reply = Vec<(TopicPartition, Option<Committed>)>;
+    type Reply = Vec<(TopicPartition, Result<Option<Committed>, GroupError>)>;
 
     async fn run(self, c: &Rc<GroupCoordinator>) -> Self::Reply {
+        let require_stable = self.require_stable;
         c.with_group(&self.group, |g| {
             let g = g.as_deref();
+            let answer = |tp: &TopicPartition| match g {
+                Some(g) if require_stable && g.has_pending_offset(tp) => {
+                    Err(GroupError::UnstableOffsetCommit)
+                }
+                g => Ok(g.and_then(|g| g.offsets.get(tp).cloned())),
+            };
             match self.partitions {
                 Some(partitions) => partitions
                     .into_iter()
                     .map(|tp| {
-                        let committed = g.and_then(|g| g.offsets.get(&tp).cloned());
+                        let committed = answer(&tp);
                         (tp, committed)
                     })
                     .collect(),
                 None => g
                     .map(|g| {
                         g.offsets
-                            .iter()
-                            .map(|(tp, committed)| (tp.clone(), Some(committed.clone())))
+                            .keys()
+                            .map(|tp| (tp.clone(), answer(tp)))
                             .collect()
                     })
                     .unwrap_or_default(),
@@ -380,5 +391,122 @@ impl Call<GroupCoordinator> for ForgetTopic {
                 .collect();
             let _ = c.append(&group, tombstones, Durability::Policy).await;
         }
+    }
+}
+
+/// TxnOffsetCommit: offsets committed inside a producer's transaction,
+/// appended durably as the producer's transactional batch and pending
+/// until the transaction ends (Kafka's `handleTxnCommitOffsets`). The
+/// member and generation, when given (v3+), are checked as for a commit.
+pub struct CommitTxnOffsets {
+    pub group: String,
+    pub producer: ProducerId,
+    pub epoch: ProducerEpoch,
+    pub member: MemberRef,
+    pub generation: i32,
+    pub offsets: Vec<(TopicPartition, Committed)>,
+}
+
+impl Call<GroupCoordinator> for CommitTxnOffsets {
+    type Reply = PartitionResults;
+
+    async fn run(self, c: &Rc<GroupCoordinator>) -> PartitionResults {
+        let CommitTxnOffsets {
+            group,
+            producer,
+            epoch,
+            member,
+            generation,
+            offsets,
+        } = self;
+        let all = |e: GroupError, offsets: Vec<(TopicPartition, Committed)>| {
+            offsets.into_iter().map(|(tp, _)| (tp, Err(e))).collect()
+        };
+        if group.is_empty() {
+            return all(GroupError::InvalidGroupId, offsets);
+        }
+        let allowed = c.with_group_or_standalone(&group, generation, |g| {
+            if generation < 0 {
+                return Ok(()); // v0-v2, or a standalone producer: nothing to check
+            }
+            g.check_commit(&member.member_id, member.instance(), generation)
+        });
+        if let Err(e) = allowed {
+            return all(e, offsets);
+        }
+        let max_metadata = c.config.offset_metadata_max_bytes;
+        let (accepted, too_large): (Vec<_>, Vec<_>) = offsets
+            .into_iter()
+            .partition(|(_, committed)| committed.metadata.len() <= max_metadata);
+        let records: Vec<_> = accepted
+            .iter()
+            .map(|(tp, committed)| (Key::offset(&group, tp), store::encode_offset(committed)))
+            .collect();
+        // Memory first, so the partition is not compacted while the
+        // records are on their way (see coordinator.rs); undone if they
+        // are not stored.
+        let pend = |add: bool| {
+            c.with_group(&group, |g| {
+                let Some(g) = g else { return };
+                let pending = g.txn_offsets.entry(producer).or_default();
+                for (tp, committed) in &accepted {
+                    if add {
+                        pending.insert(tp.clone(), committed.clone());
+                    } else {
+                        pending.remove(tp);
+                    }
+                }
+                if pending.is_empty() {
+                    g.txn_offsets.remove(&producer);
+                }
+            })
+        };
+        pend(true);
+        let stored = if records.is_empty() {
+            Ok(())
+        } else {
+            c.append_txn_offsets(&group, producer, epoch, &records)
+                .await
+        };
+        if stored.is_err() {
+            pend(false);
+        }
+        let refused = too_large
+            .into_iter()
+            .map(|(tp, _)| (tp, Err(GroupError::OffsetMetadataTooLarge)));
+        refused
+            .chain(accepted.into_iter().map(|(tp, _)| (tp, stored)))
+            .collect()
+    }
+}
+
+/// AddOffsetsToTxn, on the owner of the group's offsets partition: the
+/// partition joins the producer's transaction.
+pub struct ExpectTxnOffsets {
+    pub partition: PartitionId,
+    pub producer: ProducerId,
+    pub epoch: ProducerEpoch,
+}
+
+impl Call<GroupCoordinator> for ExpectTxnOffsets {
+    type Reply = Result<(), GroupError>;
+
+    async fn run(self, c: &Rc<GroupCoordinator>) -> Self::Reply {
+        c.expect_txn(self.partition, self.producer, self.epoch)
+    }
+}
+
+/// The end of a transaction that committed offsets: its marker on the
+/// offsets partition, then its pending offsets committed or dropped.
+pub struct EndTxnOffsets {
+    pub partition: PartitionId,
+    pub end: TxnEnd,
+}
+
+impl Call<GroupCoordinator> for EndTxnOffsets {
+    type Reply = Result<(), GroupError>;
+
+    async fn run(self, c: &Rc<GroupCoordinator>) -> Self::Reply {
+        c.end_txn_offsets(self.partition, self.end).await
     }
 }

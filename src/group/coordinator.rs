@@ -18,9 +18,14 @@ use super::member::Member;
 use super::membership::{Group, State};
 use super::store::{self, Key, StoredGroup, StoredMember};
 use super::{offsets_partition, GroupConfig, GroupError, OFFSETS_TOPIC};
+use crate::log::batch::build;
+use crate::log::control::{marker_of, Marker, TxnEnd};
 use crate::log::partition::now_ms;
-use crate::log::state_log::{KeyedRecord, StateLog};
-use crate::log::{Durability, LogError, PartitionId, RecordBatch, TopicPartition};
+use crate::log::producer_state::ProducerError;
+use crate::log::state_log::{self, KeyedRecord, StateLog};
+use crate::log::{
+    Durability, LogError, PartitionId, ProducerEpoch, ProducerId, RecordBatch, TopicPartition,
+};
 use crate::shard::ownership::{self, ShardId};
 use crate::shard::router::{Call, Router, ShardGone, Sharded};
 use crate::shard::Shard;
@@ -115,22 +120,48 @@ impl GroupCoordinator {
         self.groups.borrow().len()
     }
 
-    /// Applies a batch of partition `p` read back on replay.
+    /// Applies a batch of partition `p` read back on replay: a
+    /// transaction's offsets stay pending until its marker.
     fn apply_batch(&self, p: PartitionId, batch: &RecordBatch, now: Instant) {
+        if batch.is_control() {
+            if let Some(end) = marker_of(batch) {
+                let commit = end.marker == Marker::Commit;
+                self.end_txn_in_memory(p, batch.producer_id(), commit);
+            }
+            return;
+        }
+        let txn = batch.is_transactional().then(|| batch.producer_id());
         for r in batch.records() {
             let (Some(k), v) = (r.key, r.value.unwrap_or_default()) else {
                 continue;
             };
-            if let Err(e) = self.apply(k, v, now) {
+            if let Err(e) = self.apply(k, v, txn, now) {
                 tracing::warn!(partition = %p, "skipping a {OFFSETS_TOPIC} record: {e}");
             }
         }
     }
 
-    fn apply(&self, key: &[u8], value: &[u8], now: Instant) -> Result<(), store::Malformed> {
+    fn apply(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        txn: Option<ProducerId>,
+        now: Instant,
+    ) -> Result<(), store::Malformed> {
         let key = Key::decode(key)?;
         let mut groups = self.groups.borrow_mut();
         match key {
+            Key::Offset { group, partition } if txn.is_some() && !value.is_empty() => {
+                let producer = txn.expect("matched as some");
+                let committed = store::decode_offset(value)?;
+                groups
+                    .entry(group.clone())
+                    .or_insert_with(|| Group::new(&group))
+                    .txn_offsets
+                    .entry(producer)
+                    .or_default()
+                    .insert(partition, committed);
+            }
             Key::Offset { group, partition } => {
                 if value.is_empty() {
                     if let Some(g) = groups.get_mut(&group) {
@@ -192,11 +223,117 @@ impl GroupCoordinator {
             tracing::error!(group, "storing group state: {e}");
             GroupError::Storage
         })?;
-        if self.log.compaction_due(p) {
+        if !self.has_txn_offsets(p) && self.log.compaction_due(p) {
             let me = self.clone();
             glommio::spawn_local(async move { me.log.compact(p, || me.live_records(p)).await })
                 .detach();
         }
+        Ok(())
+    }
+
+    /// Whether a group kept in partition `p` has offsets of an open
+    /// transaction: their records must stay in the log until its marker,
+    /// so the partition is not compacted meanwhile.
+    fn has_txn_offsets(&self, p: PartitionId) -> bool {
+        let n = self.config.offsets_partitions;
+        self.groups
+            .borrow()
+            .values()
+            .any(|g| !g.txn_offsets.is_empty() && offsets_partition(&g.id, n) == p)
+    }
+
+    /// Ends `producer`'s transaction in the groups of partition `p`.
+    fn end_txn_in_memory(&self, p: PartitionId, producer: ProducerId, commit: bool) {
+        let n = self.config.offsets_partitions;
+        for g in self.groups.borrow_mut().values_mut() {
+            if offsets_partition(&g.id, n) == p {
+                g.end_txn_offsets(producer, commit);
+            }
+        }
+    }
+
+    /// The shard owning partition `p` of the offsets log.
+    pub fn owner_of_partition(&self, p: PartitionId) -> ShardId {
+        ownership::owner(OFFSETS_TOPIC, p, self.router.count())
+    }
+
+    /// Runs a call on the owner of partition `p` of the offsets log.
+    pub async fn call_partition_owner<C: Call<Self>>(
+        self: &Rc<Self>,
+        p: PartitionId,
+        call: C,
+    ) -> Result<C::Reply, ShardGone> {
+        self.router
+            .call(self, self.owner_of_partition(p), call)
+            .await
+    }
+
+    /// The transaction coordinator put partition `p` in a producer's
+    /// transaction (AddOffsetsToTxn).
+    pub(super) fn expect_txn(
+        &self,
+        p: PartitionId,
+        producer: ProducerId,
+        epoch: ProducerEpoch,
+    ) -> Result<(), GroupError> {
+        let log = self.log.get(p).ok_or(GroupError::CoordinatorNotAvailable)?;
+        log.expect_transaction(producer, epoch);
+        Ok(())
+    }
+
+    /// Appends a group's offsets inside a producer's transaction, durably
+    /// (TxnOffsetCommit); they stay pending until the marker.
+    pub(super) async fn append_txn_offsets(
+        &self,
+        group: &str,
+        producer: ProducerId,
+        epoch: ProducerEpoch,
+        records: &[KeyedRecord],
+    ) -> Result<(), GroupError> {
+        let p = offsets_partition(group, self.config.offsets_partitions);
+        let log = self.log.get(p).ok_or(GroupError::CoordinatorNotAvailable)?;
+        let stored = async {
+            let mut appended = Vec::new();
+            for plain in state_log::batches(records)? {
+                let mut raw = build::transactional(plain.as_bytes(), producer, epoch, 0);
+                let batch = RecordBatch::split_first(&mut raw)?;
+                appended.push(
+                    log.append_from_coordinator(batch, Durability::Synced)
+                        .await?,
+                );
+            }
+            Ok::<_, LogError>(appended)
+        };
+        stored.await.map(|_| ()).map_err(|e| match e {
+            LogError::Producer(ProducerError::InvalidProducerEpoch { .. }) => {
+                GroupError::ProducerFenced
+            }
+            LogError::Producer(ProducerError::InvalidTxnState { .. }) => {
+                GroupError::InvalidTxnState
+            }
+            e => {
+                tracing::error!(group, "storing transactional offsets: {e}");
+                GroupError::Storage
+            }
+        })
+    }
+
+    /// Writes a transaction's marker to partition `p`, durably, then
+    /// commits or drops the offsets it holds for the groups there.
+    pub(super) async fn end_txn_offsets(
+        &self,
+        p: PartitionId,
+        end: TxnEnd,
+    ) -> Result<(), GroupError> {
+        let log = self.log.get(p).ok_or(GroupError::CoordinatorNotAvailable)?;
+        let written = log
+            .append_marker(end.producer, end.epoch, end.marker, end.coordinator_epoch)
+            .await;
+        written.map_err(|e| {
+            tracing::error!(partition = %p, "writing a transaction marker to {OFFSETS_TOPIC}: {e}");
+            GroupError::Storage
+        })?;
+        self.end_txn_in_memory(p, end.producer, end.marker == Marker::Commit);
         Ok(())
     }
 

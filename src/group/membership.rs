@@ -22,7 +22,7 @@ use super::member::{new_member_id, Member, Waiter};
 use super::{
     Committed, GroupConfig, GroupError, JoinRequest, JoinResponse, JoinedMember, SyncResponse,
 };
-use crate::log::TopicPartition;
+use crate::log::{ProducerId, TopicPartition};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -78,6 +78,10 @@ pub struct Group {
     /// join completes (group.initial.rebalance.delay.ms).
     initial_delay_until: Option<Instant>,
     pub offsets: BTreeMap<TopicPartition, Committed>,
+    /// Offsets committed inside a producer's open transaction
+    /// (TxnOffsetCommit): they become `offsets` when its commit marker is
+    /// written and are dropped by its abort.
+    pub txn_offsets: BTreeMap<ProducerId, BTreeMap<TopicPartition, Committed>>,
     /// Set when membership settled (Stable or Empty) and should be stored.
     pub dirty: bool,
 }
@@ -96,6 +100,7 @@ impl Group {
             rebalance_deadline: None,
             initial_delay_until: None,
             offsets: BTreeMap::new(),
+            txn_offsets: BTreeMap::new(),
             dirty: false,
         }
     }
@@ -110,7 +115,23 @@ impl Group {
             && self.members.is_empty()
             && self.pending.is_empty()
             && self.offsets.is_empty()
+            && self.txn_offsets.is_empty()
             && !self.dirty
+    }
+
+    /// Ends `producer`'s transaction for this group's offsets: its
+    /// pending offsets become committed, or go.
+    pub fn end_txn_offsets(&mut self, producer: ProducerId, commit: bool) {
+        if let Some(pending) = self.txn_offsets.remove(&producer) {
+            if commit {
+                self.offsets.extend(pending);
+            }
+        }
+    }
+
+    /// Whether a transaction holds an offset of `tp` not yet committed.
+    pub fn has_pending_offset(&self, tp: &TopicPartition) -> bool {
+        self.txn_offsets.values().any(|p| p.contains_key(tp))
     }
 
     pub fn member(&self, id: &str) -> Option<&Member> {

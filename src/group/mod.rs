@@ -62,6 +62,12 @@ pub enum GroupError {
     UnknownTopicOrPartition,
     #[error("offset metadata too large")]
     OffsetMetadataTooLarge,
+    #[error("a newer producer with the same transactional id fenced this one")]
+    ProducerFenced,
+    #[error("the offsets' partition is not in the producer's transaction")]
+    InvalidTxnState,
+    #[error("an offset of the partition is pending in a transaction")]
+    UnstableOffsetCommit,
     #[error("storage error")]
     Storage,
 }

@@ -57,6 +57,16 @@ pub fn marker_batch(
     build::with_producer(&raw, producer, epoch, -1)
 }
 
+/// The end of one producer's transaction, as the coordinator has each
+/// partition of the transaction write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnEnd {
+    pub producer: ProducerId,
+    pub epoch: ProducerEpoch,
+    pub marker: Marker,
+    pub coordinator_epoch: i32,
+}
+
 /// What a marker batch says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndMarker {

@@ -38,7 +38,7 @@ use super::error::{IoContext, IoFailure, LogError, Result};
 use super::io_probe::DmaReady;
 use super::offset::{LeaderEpoch, Offset, ProducerEpoch, ProducerId};
 use super::producer_snapshot::{self, SnapshotEntry};
-use super::producer_state::{Plan, ProducerState};
+use super::producer_state::{Origin, Plan, ProducerState};
 use super::recovery::{open_sealed, rebuild_producer_state, recover_active, write_indexes};
 use super::retention::LOG_START_FILE;
 use super::segment::{Segment, SegmentFiles};
@@ -335,12 +335,35 @@ impl Partition {
         now_ms: i64,
         durability: Durability,
     ) -> Result<Appended> {
+        self.append_from(batches, now_ms, durability, Origin::Client)
+            .await
+    }
+
+    /// Appends a coordinator's batch written for a producer (a
+    /// transactional offset commit): only its epoch and transaction are
+    /// checked, not its sequence.
+    pub async fn append_from_coordinator(
+        &self,
+        batch: RecordBatch,
+        durability: Durability,
+    ) -> Result<AppendInfo> {
+        let appended = self.append_from(vec![batch], now_ms(), durability, Origin::Coordinator);
+        self.settle(appended.await?).await
+    }
+
+    async fn append_from(
+        &self,
+        batches: Vec<RecordBatch>,
+        now_ms: i64,
+        durability: Durability,
+        origin: Origin,
+    ) -> Result<Appended> {
         let config = self.config();
-        check_appendable(&batches, &config)?;
+        check_appendable(&batches, &config, origin)?;
         let permit = self.append_lock.acquire_permit(1).await.map_err(closed)?;
         self.state.borrow().check_online()?;
         let base_offset = self.state.borrow().next;
-        let plan = self.state.borrow().producers.plan(&batches, base_offset)?;
+        let plan = (self.state.borrow().producers).plan(&batches, base_offset, origin)?;
         let updates = match plan {
             Plan::Append(updates) => updates,
             // A producer's retry: nothing is stored; the answer is the
@@ -833,7 +856,7 @@ fn closed<T>(_: glommio::GlommioError<T>) -> LogError {
 /// valid as a producer's batch, none larger than a segment; and an
 /// idempotent producer's batch alone, with a sequence (Kafka refuses any
 /// record set of several batches, and a producer batch without one).
-fn check_appendable(batches: &[RecordBatch], config: &LogConfig) -> Result<()> {
+fn check_appendable(batches: &[RecordBatch], config: &LogConfig, origin: Origin) -> Result<()> {
     if batches.is_empty() {
         // A produce request with a null or empty record set.
         return Err(BatchError::InvalidRecord("no record batch to append").into());
@@ -843,10 +866,11 @@ fn check_appendable(batches: &[RecordBatch], config: &LogConfig) -> Result<()> {
         let why = "an idempotent producer sends one batch per partition and request";
         return Err(BatchError::InvalidRecord(why).into());
     }
-    if batches
-        .iter()
-        .filter(idempotent)
-        .any(|b| b.base_sequence() < 0)
+    if origin == Origin::Client
+        && batches
+            .iter()
+            .filter(idempotent)
+            .any(|b| b.base_sequence() < 0)
     {
         let why = "an idempotent producer's batch has a sequence";
         return Err(BatchError::InvalidRecord(why).into());

@@ -128,6 +128,17 @@ pub enum ProducerError {
     },
 }
 
+/// Who appends: a producer (every check), or a coordinator writing on a
+/// producer's behalf (transactional offset commits), whose batches carry
+/// the producer's id and epoch but no sequence of the producer's own, so
+/// only the epoch and the transaction are checked (Kafka's
+/// `AppendOrigin.COORDINATOR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Client,
+    Coordinator,
+}
+
 /// What an append is, for the producer state.
 #[derive(Debug)]
 pub enum Plan {
@@ -179,7 +190,12 @@ impl ProducerState {
 
     /// Checks an append of `batches` whose first offset will be `base`;
     /// at most one of them has a producer id (the partition sees to it).
-    pub fn plan(&self, batches: &[RecordBatch], base: Offset) -> Result<Plan, ProducerError> {
+    pub fn plan(
+        &self,
+        batches: &[RecordBatch],
+        base: Offset,
+        origin: Origin,
+    ) -> Result<Plan, ProducerError> {
         let mut first_offset = base;
         let mut update = None;
         for batch in batches {
@@ -188,12 +204,16 @@ impl ProducerState {
                 debug_assert!(update.is_none(), "one producer batch per append");
                 let producer = batch.producer_id();
                 let stored = self.producers.get(&producer);
-                if let Some(original) = stored.and_then(|e| duplicate_of(e, batch)) {
-                    return Ok(Plan::Duplicate(original));
-                }
                 let (epoch, last_seq) =
                     stored.map_or((ProducerEpoch::NONE, None), |e| (e.epoch, e.last_seq()));
-                check(epoch, last_seq, producer, batch)?;
+                if origin == Origin::Coordinator {
+                    check_epoch(epoch, producer, batch)?;
+                } else {
+                    if let Some(original) = stored.and_then(|e| duplicate_of(e, batch)) {
+                        return Ok(Plan::Duplicate(original));
+                    }
+                    check(epoch, last_seq, producer, batch)?;
+                }
                 let in_txn = stored.is_some_and(|e| e.txn_first.is_some());
                 let starts_txn = batch.is_transactional() && !in_txn;
                 if starts_txn && self.verified.get(&producer) != Some(&batch.producer_epoch()) {
@@ -413,14 +433,12 @@ fn duplicate_of(entry: &Entry, batch: &RecordBatch) -> Option<BatchMeta> {
 
 /// Kafka's `checkProducerEpoch` and `checkSequence`, against the
 /// producer's stored epoch and last sequence.
-fn check(
+fn check_epoch(
     current: ProducerEpoch,
-    last_seq: Option<i32>,
     producer: ProducerId,
     batch: &RecordBatch,
 ) -> Result<(), ProducerError> {
     let epoch = batch.producer_epoch();
-    let first_seq = batch.base_sequence();
     if epoch < current {
         return Err(ProducerError::InvalidProducerEpoch {
             producer: producer.0,
@@ -428,6 +446,18 @@ fn check(
             current: current.0,
         });
     }
+    Ok(())
+}
+
+fn check(
+    current: ProducerEpoch,
+    last_seq: Option<i32>,
+    producer: ProducerId,
+    batch: &RecordBatch,
+) -> Result<(), ProducerError> {
+    check_epoch(current, producer, batch)?;
+    let epoch = batch.producer_epoch();
+    let first_seq = batch.base_sequence();
     let out_of_order = || ProducerError::OutOfOrderSequence {
         producer: producer.0,
         epoch: epoch.0,
@@ -470,7 +500,7 @@ mod tests {
         batches: &[RecordBatch],
         base: u64,
     ) -> Result<Plan, ProducerError> {
-        let plan = state.plan(batches, Offset::new(base))?;
+        let plan = state.plan(batches, Offset::new(base), Origin::Client)?;
         if let Plan::Append(update) = plan {
             state.apply(update);
             return Ok(Plan::Append(None));
@@ -490,7 +520,7 @@ mod tests {
             Ok(Plan::Append(_))
         ));
         // The first batch again: answered with its offsets, stored never.
-        match s.plan(&[batch(7, 0, 0, 3)], Offset::new(5)) {
+        match s.plan(&[batch(7, 0, 0, 3)], Offset::new(5), Origin::Client) {
             Ok(Plan::Duplicate(b)) => assert_eq!(
                 (b.first_offset, b.last_offset),
                 (Offset::new(0), Offset::new(2))
@@ -498,7 +528,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // A gap.
-        let gap = s.plan(&[batch(7, 0, 9, 1)], Offset::new(5));
+        let gap = s.plan(&[batch(7, 0, 9, 1)], Offset::new(5), Origin::Client);
         assert!(matches!(
             gap,
             Err(ProducerError::OutOfOrderSequence {
@@ -508,12 +538,14 @@ mod tests {
             })
         ));
         // A new epoch must start at 0; then the old epoch is fenced.
-        assert!(s.plan(&[batch(7, 1, 5, 1)], Offset::new(5)).is_err());
+        assert!(s
+            .plan(&[batch(7, 1, 5, 1)], Offset::new(5), Origin::Client)
+            .is_err());
         assert!(matches!(
             append(&mut s, &[batch(7, 1, 0, 1)], 5),
             Ok(Plan::Append(_))
         ));
-        let stale = s.plan(&[batch(7, 0, 5, 1)], Offset::new(6));
+        let stale = s.plan(&[batch(7, 0, 5, 1)], Offset::new(6), Origin::Client);
         assert!(matches!(
             stale,
             Err(ProducerError::InvalidProducerEpoch {
@@ -551,7 +583,7 @@ mod tests {
         let mut s = ProducerState::default();
         let (p, e) = (ProducerId(4), ProducerEpoch(0));
         // Not added to the transaction by the coordinator: refused.
-        let unverified = s.plan(&[txn_batch(4, 0, 0, 2)], Offset::new(0));
+        let unverified = s.plan(&[txn_batch(4, 0, 0, 2)], Offset::new(0), Origin::Client);
         assert!(matches!(
             unverified,
             Err(ProducerError::InvalidTxnState { .. })
@@ -562,7 +594,7 @@ mod tests {
         // The transaction's later batches need no new verification; a
         // non-transactional batch in its middle is refused.
         assert!(append(&mut s, &[txn_batch(4, 0, 2, 1)], 12).is_ok());
-        let plain = s.plan(&[batch(4, 0, 3, 1)], Offset::new(13));
+        let plain = s.plan(&[batch(4, 0, 3, 1)], Offset::new(13), Origin::Client);
         assert!(matches!(plain, Err(ProducerError::InvalidTxnState { .. })));
         // Another producer's transaction, later.
         s.expect_transaction(ProducerId(5), e);
@@ -574,7 +606,7 @@ mod tests {
         );
         assert_eq!(s.first_unstable(), Some(Offset::new(13)));
         // The next transaction needs verifying again.
-        let next = s.plan(&[txn_batch(4, 0, 3, 1)], Offset::new(15));
+        let next = s.plan(&[txn_batch(4, 0, 3, 1)], Offset::new(15), Origin::Client);
         assert!(matches!(next, Err(ProducerError::InvalidTxnState { .. })));
         // An abort of 5's is returned, with the LSO after it.
         let aborted = s.end_txn(ProducerId(5), e, marker(Marker::Abort), Offset::new(15));
@@ -601,7 +633,7 @@ mod tests {
         assert!(s
             .end_txn(p, ProducerEpoch(1), abort, Offset::new(1))
             .is_some());
-        let zombie = s.plan(&[batch(4, 0, 1, 1)], Offset::new(2));
+        let zombie = s.plan(&[batch(4, 0, 1, 1)], Offset::new(2), Origin::Client);
         assert!(matches!(
             zombie,
             Err(ProducerError::InvalidProducerEpoch { .. })
@@ -650,11 +682,15 @@ mod tests {
         }
         // Batch 1 (sequences 2-3) fell out of the last five: its retry is
         // out of order (as in Kafka); batch 2 (4-5) is still a duplicate.
-        assert!(s.plan(&[batch(1, 0, 2, 2)], Offset::new(14)).is_err());
-        let retry = s.plan(&[batch(1, 0, 4, 2)], Offset::new(14));
+        assert!(s
+            .plan(&[batch(1, 0, 2, 2)], Offset::new(14), Origin::Client)
+            .is_err());
+        let retry = s.plan(&[batch(1, 0, 4, 2)], Offset::new(14), Origin::Client);
         assert!(matches!(retry, Ok(Plan::Duplicate(b)) if b.first_offset == Offset::new(4)));
         // A refused batch changes nothing: 14 still follows.
-        assert!(s.plan(&[batch(1, 0, 99, 1)], Offset::new(14)).is_err());
+        assert!(s
+            .plan(&[batch(1, 0, 99, 1)], Offset::new(14), Origin::Client)
+            .is_err());
         assert!(matches!(
             append(&mut s, &[batch(1, 0, 14, 1)], 14),
             Ok(Plan::Append(_))
@@ -702,15 +738,15 @@ mod tests {
         b.assign_offset_and_epoch(Offset::new(100), crate::log::LeaderEpoch::FIRST);
         s.replay(&b);
         assert!(
-            matches!(s.plan(&[batch(5, 2, 10, 4)], Offset::new(104)), Ok(Plan::Duplicate(m)) if m.first_offset == Offset::new(100))
+            matches!(s.plan(&[batch(5, 2, 10, 4)], Offset::new(104), Origin::Client), Ok(Plan::Duplicate(m)) if m.first_offset == Offset::new(100))
         );
         assert!(matches!(
-            s.plan(&[batch(5, 2, 14, 1)], Offset::new(104)),
+            s.plan(&[batch(5, 2, 14, 1)], Offset::new(104), Origin::Client),
             Ok(Plan::Append(_))
         ));
         // A snapshot keeps the last batch, and drops the expired on load.
         let kept = ProducerState::from_snapshot(s.snapshot(), 1_000 + 59_999, 60_000);
-        let retry = kept.plan(&[batch(5, 2, 10, 4)], Offset::new(104));
+        let retry = kept.plan(&[batch(5, 2, 10, 4)], Offset::new(104), Origin::Client);
         assert!(matches!(retry, Ok(Plan::Duplicate(_))));
         let expired = ProducerState::from_snapshot(s.snapshot(), 1_000 + 60_000, 60_000);
         assert!(expired.is_empty());

@@ -7,6 +7,7 @@ use crate::log::Offset;
 use crate::log::{BatchError, LogError};
 use crate::shard::topics::TopicError;
 use crate::shard::ShardError;
+use crate::txn::state::TxnError;
 
 /// The error codes strom answers with (Kafka's `Errors` enum, by value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +86,40 @@ impl From<GroupError> for ErrorCode {
             GroupError::GroupSubscribedToTopic => ErrorCode::GroupSubscribedToTopic,
             GroupError::UnknownTopicOrPartition => ErrorCode::UnknownTopicOrPartition,
             GroupError::OffsetMetadataTooLarge => ErrorCode::OffsetMetadataTooLarge,
+            GroupError::ProducerFenced => ErrorCode::ProducerFenced,
+            GroupError::InvalidTxnState => ErrorCode::InvalidTxnState,
+            GroupError::UnstableOffsetCommit => ErrorCode::UnstableOffsetCommit,
         }
+    }
+}
+
+impl From<TxnError> for ErrorCode {
+    fn from(e: TxnError) -> Self {
+        match e {
+            TxnError::InvalidRequest => ErrorCode::InvalidRequest,
+            TxnError::InvalidTransactionTimeout => ErrorCode::InvalidTransactionTimeout,
+            TxnError::InvalidProducerIdMapping => ErrorCode::InvalidProducerIdMapping,
+            TxnError::ProducerFenced => ErrorCode::ProducerFenced,
+            TxnError::ConcurrentTransactions => ErrorCode::ConcurrentTransactions,
+            TxnError::InvalidTxnState => ErrorCode::InvalidTxnState,
+            TxnError::CoordinatorNotAvailable => ErrorCode::CoordinatorNotAvailable,
+            TxnError::CoordinatorLoadInProgress => ErrorCode::CoordinatorLoadInProgress,
+            TxnError::UnknownTopicOrPartition => ErrorCode::UnknownTopicOrPartition,
+            TxnError::OperationNotAttempted => ErrorCode::OperationNotAttempted,
+        }
+    }
+}
+
+/// A transaction error's code at a request's version: clients before
+/// `fenced_since` know PRODUCER_FENCED as INVALID_PRODUCER_EPOCH (as
+/// Kafka answers them).
+pub fn txn_code(e: Option<TxnError>, version: i16, fenced_since: i16) -> i16 {
+    match e {
+        None => ErrorCode::None.code(),
+        Some(TxnError::ProducerFenced) if version < fenced_since => {
+            ErrorCode::InvalidProducerEpoch.code()
+        }
+        Some(e) => ErrorCode::from(e).code(),
     }
 }
 

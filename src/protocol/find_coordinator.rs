@@ -1,6 +1,7 @@
-//! FindCoordinator (10), v0–v4: this broker coordinates every group (the
-//! group coordinator itself arrives with the consumer-group issue).
-//! Transaction coordinators do not exist yet: COORDINATOR_NOT_AVAILABLE.
+//! FindCoordinator (10), v0–v4: this broker coordinates every group (key
+//! type 0) and every transactional id (key type 1); the shard inside that
+//! owns it is the broker's business. Any other key type is
+//! INVALID_REQUEST.
 //!
 //! librdkafka also reads this API's presence as "the broker supports LZ4",
 //! so advertising it is what lets lz4 producers compress.
@@ -13,6 +14,7 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub fn handle(shard: &Shard, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
     let mut r = FindCoordinatorResponse::default();
@@ -42,7 +44,7 @@ pub fn handle(shard: &Shard, req: FindCoordinatorRequest, version: i16) -> FindC
 }
 
 fn answer(shard: &Shard, key_type: i8) -> (ErrorCode, BrokerId, StrBytes, i32) {
-    if key_type == KEY_TYPE_GROUP {
+    if key_type == KEY_TYPE_GROUP || key_type == KEY_TYPE_TRANSACTION {
         (
             ErrorCode::None,
             BrokerId(shard.config.node_id),
@@ -50,11 +52,6 @@ fn answer(shard: &Shard, key_type: i8) -> (ErrorCode, BrokerId, StrBytes, i32) {
             i32::from(shard.config.advertised_port),
         )
     } else {
-        (
-            ErrorCode::CoordinatorNotAvailable,
-            BrokerId(-1),
-            str_bytes(""),
-            -1,
-        )
+        (ErrorCode::InvalidRequest, BrokerId(-1), str_bytes(""), -1)
     }
 }

@@ -9,6 +9,8 @@
 //! Kafka does); any other unknown API or version, or an undecodable request,
 //! is an error that closes the connection (as Kafka does).
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
@@ -19,6 +21,8 @@ pub mod delete_topics;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_producers;
+pub mod describe_transactions;
+pub mod end_txn;
 pub mod error_code;
 pub mod fetch;
 pub mod fetch_response;
@@ -30,12 +34,14 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
 pub mod wire;
 
 use crate::broker::Broker;
@@ -74,6 +80,12 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 3),
+    (ApiKey::TxnOffsetCommit, 0, 3),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -209,7 +221,7 @@ async fn dispatch(
     request: RequestKind,
     cx: &Context<'_>,
 ) -> Result<Answer, ProtocolError> {
-    let (shard, groups, v) = (&broker.shard, &broker.groups, cx.version);
+    let (shard, groups, txns, v) = (&broker.shard, &broker.groups, &broker.txns, cx.version);
     use ResponseKind as R;
     let body = match request {
         RequestKind::ApiVersions(_) => R::ApiVersions(api_versions::handle()),
@@ -260,7 +272,24 @@ async fn dispatch(
             R::DescribeProducers(describe_producers::handle(shard, r).await)
         }
         RequestKind::InitProducerId(r) => {
-            R::InitProducerId(init_producer_id::handle(&broker.producer_ids, r).await)
+            let ids = &broker.producer_ids;
+            R::InitProducerId(init_producer_id::handle(ids, txns, r, v).await)
+        }
+        RequestKind::AddPartitionsToTxn(r) => {
+            R::AddPartitionsToTxn(add_partitions_to_txn::handle(shard, txns, r, v).await)
+        }
+        RequestKind::AddOffsetsToTxn(r) => {
+            R::AddOffsetsToTxn(add_offsets_to_txn::handle(groups, txns, r, v).await)
+        }
+        RequestKind::EndTxn(r) => R::EndTxn(end_txn::handle(txns, r, v).await),
+        RequestKind::TxnOffsetCommit(r) => {
+            R::TxnOffsetCommit(txn_offset_commit::handle(shard, groups, r, v).await)
+        }
+        RequestKind::DescribeTransactions(r) => {
+            R::DescribeTransactions(describe_transactions::handle(txns, r).await)
+        }
+        RequestKind::ListTransactions(r) => {
+            R::ListTransactions(list_transactions::handle(txns, r, v).await)
         }
         _ => {
             let (api, version) = (cx.api, v);
@@ -320,6 +349,24 @@ fn error_codes(response: &ResponseKind) -> u64 {
         ResponseKind::DescribeGroups(r) => failed(r.groups.iter().map(|g| g.error_code)),
         ResponseKind::DeleteGroups(r) => failed(r.results.iter().map(|g| g.error_code)),
         ResponseKind::InitProducerId(r) => failed([r.error_code]),
+        ResponseKind::AddPartitionsToTxn(r) => {
+            failed(r.results_by_topic_v3_and_below.iter().flat_map(|t| {
+                t.results_by_partition
+                    .iter()
+                    .map(|p| p.partition_error_code)
+            }))
+        }
+        ResponseKind::AddOffsetsToTxn(r) => failed([r.error_code]),
+        ResponseKind::EndTxn(r) => failed([r.error_code]),
+        ResponseKind::TxnOffsetCommit(r) => failed(
+            r.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+        ),
+        ResponseKind::DescribeTransactions(r) => {
+            failed(r.transaction_states.iter().map(|t| t.error_code))
+        }
+        ResponseKind::ListTransactions(r) => failed([r.error_code]),
         ResponseKind::DescribeProducers(r) => failed(
             r.topics
                 .iter()

@@ -9,14 +9,15 @@
 //! `owner_calls` is the other side: what each owner runs.
 
 use super::owner_calls::{
-    DeleteRecords, DescribeProducers, Fetched, ListOffsets, OffsetAt, OffsetQuery, Produce,
-    Produced, Read, ReadRange, TakeMetrics, WatchAppends,
+    DeleteRecords, DescribeProducers, ExpectTransaction, Fetched, ListOffsets, OffsetAt,
+    OffsetQuery, Produce, Produced, Read, ReadRange, TakeMetrics, WatchAppends, WriteMarkers,
 };
 use super::ownership::ShardId;
 use super::router::{Call, ShardGone};
 use super::{Shard, ShardError};
+use crate::log::control::TxnEnd;
 use crate::log::producer_snapshot::SnapshotEntry;
-use crate::log::{Durability, Offset, TopicPartition};
+use crate::log::{Durability, Offset, ProducerEpoch, ProducerId, TopicPartition};
 use crate::metrics::Snapshot;
 use bytes::Bytes;
 use futures_lite::future;
@@ -184,6 +185,24 @@ impl Shard {
         let items = items.into_iter().map(|tp| (tp, ())).collect();
         let make = |items| DescribeProducers { items };
         self.per_owner(items, make, |_, described| described).await
+    }
+
+    /// Puts each partition in a producer's transaction, on its owner.
+    pub async fn expect_transaction(
+        self: &Rc<Self>,
+        items: Vec<(TopicPartition, (ProducerId, ProducerEpoch))>,
+    ) -> Vec<Result<(), ShardError>> {
+        let make = |items| ExpectTransaction { items };
+        self.per_owner(items, make, |_, expected| expected).await
+    }
+
+    /// Writes each partition's transaction marker on its owner, durably.
+    pub async fn write_markers(
+        self: &Rc<Self>,
+        items: Vec<(TopicPartition, TxnEnd)>,
+    ) -> Vec<Result<Offset, ShardError>> {
+        let make = |items| WriteMarkers { items };
+        self.per_owner(items, make, |_, written| written).await
     }
 
     /// Every shard's measurements merged (shards that do not answer are

@@ -9,11 +9,12 @@
 
 use super::router::Call;
 use super::{Shard, ShardError};
+use crate::log::control::TxnEnd;
 use crate::log::partition::now_ms;
 use crate::log::producer_snapshot::SnapshotEntry;
 use crate::log::{
-    Appended, Durability, LogError, Offset, Partition, ProducerId, ReadChunk, RecordBatch,
-    TopicPartition,
+    Appended, Durability, LogError, Offset, Partition, ProducerEpoch, ProducerId, ReadChunk,
+    RecordBatch, TopicPartition,
 };
 use crate::metrics::{Snapshot, Stage};
 use bytes::Bytes;
@@ -221,6 +222,45 @@ impl Call<Shard> for DescribeProducers {
     }
 }
 
+/// The transaction coordinator put each partition in a producer's
+/// transaction at an epoch: its first transactional batch there may open
+/// the transaction (KIP-890 verification).
+pub struct ExpectTransaction {
+    pub items: Vec<(TopicPartition, (ProducerId, ProducerEpoch))>,
+}
+
+impl Call<Shard> for ExpectTransaction {
+    type Reply = Vec<Result<(), ShardError>>;
+
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        let expect = |(tp, (producer, epoch)): (TopicPartition, (ProducerId, ProducerEpoch))| {
+            shard.owned(&tp)?.expect_transaction(producer, epoch);
+            Ok(())
+        };
+        self.items.into_iter().map(expect).collect()
+    }
+}
+
+/// Writes the marker ending a transaction on each partition, durable
+/// before the reply; the partitions' writes overlap.
+pub struct WriteMarkers {
+    pub items: Vec<(TopicPartition, TxnEnd)>,
+}
+
+impl Call<Shard> for WriteMarkers {
+    type Reply = Vec<Result<Offset, ShardError>>;
+
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        let writes = self.items.into_iter().map(|(tp, end)| async move {
+            let partition = shard.owned(&tp)?;
+            let written =
+                partition.append_marker(end.producer, end.epoch, end.marker, end.coordinator_epoch);
+            Ok(written.await?)
+        });
+        join_all(writes).await
+    }
+}
+
 /// A copy of the shard's measurements (for `/metrics`).
 pub struct TakeMetrics;
 
@@ -233,7 +273,6 @@ impl Call<Shard> for TakeMetrics {
 }
 
 impl Shard {
-    /// Appends one record set to a partition this shard owns.
     /// Appends one record set to a partition this shard owns; its
     /// durability is the caller's to settle.
     async fn append(
