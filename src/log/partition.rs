@@ -276,6 +276,16 @@ impl Partition {
         st.producers.first_unstable().unwrap_or(st.next)
     }
 
+    /// Producers with state here (idempotent or transactional).
+    pub fn producer_count(&self) -> usize {
+        self.state.borrow().producers.len()
+    }
+
+    /// Transactions open on this partition.
+    pub fn open_transactions(&self) -> usize {
+        self.state.borrow().producers.open_transactions()
+    }
+
     pub fn durable_offset(&self) -> Offset {
         self.state.borrow().durable
     }

@@ -188,6 +188,11 @@ impl ProducerState {
         self.producers.is_empty()
     }
 
+    /// Transactions open on this partition.
+    pub fn open_transactions(&self) -> usize {
+        self.ongoing.len()
+    }
+
     /// Checks an append of `batches` whose first offset will be `base`;
     /// at most one of them has a producer id (the partition sees to it).
     pub fn plan(

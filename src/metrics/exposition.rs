@@ -151,7 +151,7 @@ fn render_counters(out: &mut String, s: &Snapshot) {
 /// Each partition's offsets and size.
 fn render_partitions(out: &mut String, s: &Snapshot) {
     type Field = fn(&super::PartitionStats) -> u64;
-    let gauges: [(&str, &str, Field); 3] = [
+    let gauges: [(&str, &str, Field); 6] = [
         (
             "strom_partition_log_start_offset",
             "First offset still in the log.",
@@ -163,9 +163,24 @@ fn render_partitions(out: &mut String, s: &Snapshot) {
             |p| p.log_end_offset,
         ),
         (
+            "strom_partition_last_stable_offset",
+            "Where read_committed consumers stop: the first offset of the oldest open transaction, else the log end.",
+            |p| p.last_stable_offset,
+        ),
+        (
             "strom_partition_size_bytes",
             "Bytes of the partition's segments.",
             |p| p.size_bytes,
+        ),
+        (
+            "strom_partition_producers",
+            "Idempotent and transactional producers with state in the partition.",
+            |p| p.producers,
+        ),
+        (
+            "strom_partition_open_transactions",
+            "Transactions open on the partition.",
+            |p| p.open_transactions,
         ),
     ];
     for (name, help, field) in gauges {
@@ -341,7 +356,10 @@ mod tests {
             shard: 1,
             log_start_offset: 5,
             log_end_offset: 42,
+            last_stable_offset: 40,
             size_bytes: 4096,
+            producers: 2,
+            open_transactions: 1,
         });
         let samples = parse(&render(&s)).expect("parses");
         let find = |name: &str, label: (&str, &str)| {
@@ -352,6 +370,10 @@ mod tests {
                 .value
         };
         assert_eq!(find("strom_requests_total", ("api", "Produce")), 1.0);
+        let lso = find("strom_partition_last_stable_offset", ("topic", "a\"b"));
+        assert_eq!(lso, 40.0);
+        let open = find("strom_partition_open_transactions", ("topic", "a\"b"));
+        assert_eq!(open, 1.0);
         assert_eq!(find("strom_request_errors_total", ("api", "Produce")), 1.0);
         assert_eq!(
             find("strom_stage_latency_seconds_count", ("stage", "append")),

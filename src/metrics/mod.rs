@@ -184,7 +184,13 @@ pub struct PartitionStats {
     pub shard: usize,
     pub log_start_offset: u64,
     pub log_end_offset: u64,
+    /// Where read_committed consumers stop: the first offset of the
+    /// oldest open transaction (the log end when none is open).
+    pub last_stable_offset: u64,
     pub size_bytes: u64,
+    /// Idempotent and transactional producers with state here.
+    pub producers: u64,
+    pub open_transactions: u64,
 }
 
 /// Measurements of one shard, or merged over several. `Send`.

@@ -86,16 +86,27 @@ pub fn render(samples: &[Sample]) -> String {
 
     let _ = writeln!(
         out,
-        "\n{:<24} {:>9} {:>5} {:>14} {:>14} {:>12}",
-        "TOPIC", "PARTITION", "SHARD", "LOG START", "LOG END", "SIZE"
+        "\n{:<24} {:>9} {:>5} {:>14} {:>14} {:>12} {:>9} {:>9} {:>9}",
+        "TOPIC",
+        "PARTITION",
+        "SHARD",
+        "LOG START",
+        "LOG END",
+        "SIZE",
+        "LSO LAG",
+        "PRODUCERS",
+        "OPEN TXNS"
     );
-    // (topic, partition) -> (shard, start, end, size)
-    let mut partitions: BTreeMap<(String, u64), [f64; 4]> = BTreeMap::new();
+    // (topic, partition) -> (shard, start, end, size, lso, producers, txns)
+    let mut partitions: BTreeMap<(String, u64), [f64; 7]> = BTreeMap::new();
     for s in samples {
         let column = match s.name.as_str() {
             "strom_partition_log_start_offset" => 1,
             "strom_partition_log_end_offset" => 2,
             "strom_partition_size_bytes" => 3,
+            "strom_partition_last_stable_offset" => 4,
+            "strom_partition_producers" => 5,
+            "strom_partition_open_transactions" => 6,
             _ => continue,
         };
         let (Some(topic), Some(partition)) = (s.label("topic"), s.label("partition")) else {
@@ -106,11 +117,12 @@ pub fn render(samples: &[Sample]) -> String {
         row[0] = s.label("shard").and_then(|v| v.parse().ok()).unwrap_or(0.0);
         row[column] = s.value;
     }
-    for ((topic, partition), [shard, start, end, size]) in &partitions {
+    for ((topic, partition), [shard, start, end, size, lso, producers, txns]) in &partitions {
         let _ = writeln!(
             out,
-            "{topic:<24} {partition:>9} {shard:>5} {start:>14} {end:>14} {:>12}",
-            human(*size)
+            "{topic:<24} {partition:>9} {shard:>5} {start:>14} {end:>14} {:>12} {:>9} {producers:>9} {txns:>9}",
+            human(*size),
+            end - lso
         );
     }
     out
@@ -194,7 +206,10 @@ mod tests {
             shard: 1,
             log_start_offset: 0,
             log_end_offset: 1000,
+            last_stable_offset: 990,
             size_bytes: 2_500_000,
+            producers: 3,
+            open_transactions: 1,
         });
         let table = render(&parse(&exposition::render(&s)).expect("parses"));
         let line = |start: &str| {
@@ -210,6 +225,8 @@ mod tests {
             "{table}"
         );
         let orders = line("orders");
+        let columns: Vec<&str> = orders.split_whitespace().collect();
+        assert_eq!(columns[columns.len() - 3..], ["10", "3", "1"], "{table}");
         assert!(
             orders.contains("1000") && orders.contains("2.5 MB"),
             "{table}"

@@ -184,7 +184,10 @@ impl Shard {
                 shard: self.id().index(),
                 log_start_offset: p.log_start().get(),
                 log_end_offset: p.next_offset().get(),
+                last_stable_offset: p.last_stable_offset().get(),
                 size_bytes: p.size_bytes(),
+                producers: p.producer_count() as u64,
+                open_transactions: p.open_transactions() as u64,
             });
         }
         snapshot
