@@ -41,7 +41,7 @@ fn confluent_kafka_python_lists_describes_alters_and_deletes_groups() {
 }
 
 #[test]
-fn kafka_python_produces_consumes_in_a_group_and_reads_its_offsets() {
+fn kafka_python_produces_consumes_in_a_group_reads_its_offsets_and_transacts() {
     let dir = test_dir();
     let broker = start(dir.path());
     run_python("kafka_python_client.py", &broker.addr);

@@ -1,6 +1,8 @@
 //! kafkajs (npm; .ci/run installs it into tests/node) against the real
 //! binary: an idempotent producer (InitProducerId, sequenced batches,
-//! acks=all) and a consumer group read every message back.
+//! acks=all) and a consumer group read every message back; a
+//! transactional producer's committed messages and offsets are read back,
+//! its aborted ones are not.
 
 mod common;
 
@@ -10,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[test]
-fn kafkajs_idempotent_producer_and_group_consumer() {
+fn kafkajs_idempotent_and_transactional_producers_and_group_consumer() {
     let dir = test_dir();
     let broker = Broker::start_with(&dir.path().join("data"), &["--shards", "2"]);
     let node_dir = format!("{}/tests/node", env!("CARGO_MANIFEST_DIR"));
@@ -33,7 +35,7 @@ fn kafkajs_idempotent_producer_and_group_consumer() {
     let out = child.wait_with_output().expect("output");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && stdout.contains("idempotent messages produced and consumed"),
+        out.status.success() && stdout.contains("transactions committed and aborted"),
         "kafkajs:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -248,10 +248,21 @@ fn a_transaction_open_past_its_timeout_is_aborted_and_its_producer_fenced() {
     }
 }
 
+/// A copier's state left behind: its producer with a transaction open
+/// (output produced, offsets sent, not committed) and its consumer.
+type OpenCopier = (BaseProducer, BaseConsumer);
+
 /// Copies `input` to `output` in transactions of up to 20 messages, the
 /// consumed offsets committed in each; `abort_first` aborts one batch
-/// first (it is then consumed again). Returns how many it copied.
-fn copy_exactly_once(addr: &str, want: usize, abort_first: bool) -> usize {
+/// first (it is then consumed again). With `leave_open`, after `want` it
+/// copies one more batch in a transaction it leaves open and hands back.
+/// Returns how many it copied in committed transactions.
+fn copy_exactly_once(
+    addr: &str,
+    want: usize,
+    abort_first: bool,
+    leave_open: bool,
+) -> (usize, Option<OpenCopier>) {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", addr)
         .set("group.id", "copier")
@@ -269,9 +280,14 @@ fn copy_exactly_once(addr: &str, want: usize, abort_first: bool) -> usize {
     let mut copied = 0;
     let mut aborted = !abort_first;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while copied < want && Instant::now() < deadline {
+    while Instant::now() < deadline {
+        let last = copied >= want;
+        if last && !leave_open {
+            break;
+        }
         let mut batch = Vec::new();
-        while batch.len() < 20 {
+        let limit = if last { 20 } else { (want - copied).min(20) };
+        while batch.len() < limit {
             match c.poll(Duration::from_millis(200)) {
                 Some(Ok(m)) => batch.push((
                     m.partition(),
@@ -300,6 +316,10 @@ fn copy_exactly_once(addr: &str, want: usize, abort_first: bool) -> usize {
         let metadata = c.group_metadata().expect("group metadata");
         p.send_offsets_to_transaction(&offsets, &metadata, T)
             .expect("send offsets");
+        if last {
+            p.flush(T).expect("flush");
+            return (copied, Some((p, c)));
+        }
         if !aborted {
             aborted = true;
             p.flush(T).expect("flush");
@@ -324,7 +344,8 @@ fn copy_exactly_once(addr: &str, want: usize, abort_first: bool) -> usize {
         p.commit_transaction(T).expect("commit");
         copied += batch.len();
     }
-    copied
+    assert!(!leave_open, "no batch left to leave open");
+    (copied, None)
 }
 
 #[test]
@@ -344,18 +365,17 @@ fn consume_transform_produce_copies_each_message_once_across_kill_9() {
         input.push(v);
     }
     plain.flush(T).expect("flush");
-    assert_eq!(copy_exactly_once(&broker.addr, 60, true), 60);
 
-    // A transaction left open by a crash...
-    let crashed = producer(&broker.addr, "copier-out", &[]);
-    crashed.init_transactions(T).expect("init");
-    transaction(&crashed, "output", "crashed", 3);
-    crashed.flush(T).expect("flush");
+    // The copier is killed mid-stream: 40 copied in committed
+    // transactions, the next batch's output and offsets in one left open.
+    let (copied, open) = copy_exactly_once(&broker.addr, 40, true, true);
+    assert_eq!(copied, 40);
     broker.restart_after_kill();
-    drop(crashed);
+    drop(open);
 
-    // ...is aborted when its producer comes back; the group's offsets
-    // are where the last commit left them, so nothing more is copied.
+    // Its next incarnation fences and aborts the open transaction (its
+    // output is never read, its offsets never count) and goes on from the
+    // offsets the last commit left.
     for i in 60..75 {
         let partition = i % 3;
         let v = format!("in-{partition}-{i}");
@@ -363,7 +383,7 @@ fn consume_transform_produce_copies_each_message_once_across_kill_9() {
         input.push(v);
     }
     plain.flush(T).expect("flush");
-    assert_eq!(copy_exactly_once(&broker.addr, 15, false), 15);
+    assert_eq!(copy_exactly_once(&broker.addr, 35, false, false).0, 35);
     let log = broker.log_text();
     assert!(
         log.contains("a new producer fences the open transaction"),
@@ -378,4 +398,25 @@ fn consume_transform_produce_copies_each_message_once_across_kill_9() {
     let mut want: Vec<String> = input.iter().map(|v| format!("copy-{v}")).collect();
     want.sort();
     assert_eq!(copies, want);
+
+    // The group's committed input offsets are the input's ends.
+    let group: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("group.id", "copier")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for partition in 0..3 {
+        tpl.add_partition("input", partition);
+    }
+    let committed = group.committed_offsets(tpl, T).expect("committed offsets");
+    for partition in 0..3 {
+        let (_, end) = group
+            .fetch_watermarks("input", partition, T)
+            .expect("watermarks");
+        let at = committed
+            .find_partition("input", partition)
+            .map(|e| e.offset());
+        assert_eq!(at, Some(Offset::Offset(end)), "partition {partition}");
+    }
 }

@@ -23,6 +23,7 @@ pub mod partitioner;
 pub mod plot;
 pub mod producer;
 pub mod report;
+pub mod transaction;
 
 use anyhow::{bail, Context};
 use client::KafkaClient;
@@ -93,6 +94,14 @@ pub struct BenchArgs {
     /// partition, so the broker checks and deduplicates them.
     #[arg(long)]
     pub idempotent: bool,
+    /// Transactional producers: producer connection n uses transactional
+    /// id `<ID>-n` and commits every `--txn-interval-ms`.
+    #[arg(long, value_name = "ID")]
+    pub transactional_id: Option<String>,
+    /// With --transactional-id: how long each transaction runs before it
+    /// is committed.
+    #[arg(long, default_value_t = 100)]
+    pub txn_interval_ms: u64,
     /// Executors the bench runs on, each with its share of producers and
     /// consumers (one per core, as the broker).
     #[arg(long, default_value_t = 1)]

@@ -16,6 +16,7 @@
 use super::client::{KafkaClient, ResponseReader};
 use super::latency_histogram;
 use super::partitioner::partition_for;
+use super::transaction::BenchTxn;
 use super::{BenchArgs, Totals};
 use crate::log::batch::build;
 use crate::log::{ProducerEpoch, ProducerId};
@@ -116,23 +117,35 @@ pub async fn run(
         totals,
     });
     let mut clients = Vec::with_capacity(shard.producer_ids.len());
-    for _ in &shard.producer_ids {
+    for &p in &shard.producer_ids {
         let mut client = KafkaClient::connect(&args.bootstrap).await?;
-        let producer = match args.idempotent {
-            true => Some(init_producer_id(&mut client).await?),
-            false => None,
+        let (producer, txn) = match (&args.transactional_id, args.idempotent) {
+            (Some(id), _) => {
+                let interval = Duration::from_millis(args.txn_interval_ms);
+                let id = format!("{id}-{p}");
+                let txn =
+                    BenchTxn::init(&args.bootstrap, id, &args.topic, shard.partitions, interval)
+                        .await?;
+                (Some((txn.producer, txn.epoch)), Some(txn))
+            }
+            (None, true) => (
+                Some((init_producer_id(&mut client).await?, ProducerEpoch(0))),
+                None,
+            ),
+            (None, false) => (None, None),
         };
-        clients.push((client, producer));
+        clients.push((client, producer, txn));
     }
     let start = shard.start;
     let progress = shard
         .progress
         .then(|| glommio::spawn_local(show_progress(shared.clone(), args.message_size, start)));
     let mut tasks = Vec::with_capacity(clients.len());
-    for (&p, (client, producer)) in shard.producer_ids.iter().zip(clients) {
+    for (&p, (client, producer, txn)) in shard.producer_ids.iter().zip(clients) {
         let plan = Plan {
             id: p,
             producer,
+            transactional: txn.is_some(),
             sequences: RefCell::new(BTreeMap::new()),
             producers,
             partitions: shard.partitions,
@@ -154,7 +167,12 @@ pub async fn run(
             warm: shard.warm,
             epoch: shard.epoch,
         };
-        tasks.push(glommio::spawn_local(produce(client, plan, shared.clone())));
+        tasks.push(glommio::spawn_local(produce(
+            client,
+            plan,
+            txn,
+            shared.clone(),
+        )));
     }
     for t in tasks {
         t.await?;
@@ -176,8 +194,11 @@ pub async fn run(
 
 struct Plan {
     id: usize,
-    /// The producer id of an idempotent producer (epoch 0).
-    producer: Option<ProducerId>,
+    /// The producer id and epoch of an idempotent or transactional
+    /// producer.
+    producer: Option<(ProducerId, ProducerEpoch)>,
+    /// Its batches are transactional.
+    transactional: bool,
     /// Its next sequence per partition.
     sequences: RefCell<BTreeMap<i32, i32>>,
     producers: usize,
@@ -265,7 +286,12 @@ struct Pending {
     _slot: StaticPermit,
 }
 
-async fn produce(client: KafkaClient, plan: Plan, shared: Rc<Shared>) -> anyhow::Result<()> {
+async fn produce(
+    client: KafkaClient,
+    plan: Plan,
+    mut txn: Option<BenchTxn>,
+    shared: Rc<Shared>,
+) -> anyhow::Result<()> {
     let plan = Rc::new(plan);
     let (mut writer, reader) = client.split();
     let slots = Rc::new(Semaphore::new(plan.in_flight as u64));
@@ -274,8 +300,18 @@ async fn produce(client: KafkaClient, plan: Plan, shared: Rc<Shared>) -> anyhow:
         .then(|| glommio::spawn_local(receive_acks(reader, acks, plan.clone(), shared.clone())));
     let mut next = 0u64;
     let mut batches = 0usize;
+    // Waits for every request in flight, then commits.
+    async fn commit(txn: &mut BenchTxn, slots: &Semaphore, all: u64) -> anyhow::Result<()> {
+        let drained = slots.acquire_permit(all).await;
+        let _drained = drained.map_err(|e| anyhow::anyhow!("in-flight slots: {e}"))?;
+        txn.commit().await
+    }
+    let all_slots = plan.in_flight as u64;
     let sending = async {
         loop {
+            if let Some(t) = txn.as_mut().filter(|t| t.commit_due(Instant::now())) {
+                commit(t, &slots, all_slots).await?;
+            }
             let slot = slots
                 .acquire_static_permit(1)
                 .await
@@ -291,6 +327,9 @@ async fn produce(client: KafkaClient, plan: Plan, shared: Rc<Shared>) -> anyhow:
                     None => break now,
                 }
             };
+            if let Some(t) = txn.as_mut().filter(|t| !t.is_open()) {
+                t.begin().await?;
+            }
             let due = plan.due(next, now).max(1);
             let intended: Vec<Instant> = (0..due)
                 .map(|j| plan.due_at(next + j as u64).unwrap_or(now))
@@ -314,7 +353,12 @@ async fn produce(client: KafkaClient, plan: Plan, shared: Rc<Shared>) -> anyhow:
             }
         }
     };
-    let sent = sending.await;
+    let mut sent = sending.await;
+    if let Some(t) = txn.as_mut().filter(|t| t.is_open()) {
+        if sent.is_ok() {
+            sent = commit(t, &slots, all_slots).await;
+        }
+    }
     drop(pending);
     if let Some(r) = receiving {
         r.await?;
@@ -429,10 +473,13 @@ fn produce_request(
         data.index = partition;
         let count = records.len();
         let mut batch = plan.compression.batch(now_ms, &records)?;
-        if let Some(producer) = plan.producer {
+        if let Some((producer, epoch)) = plan.producer {
             let mut sequences = plan.sequences.borrow_mut();
             let seq = sequences.entry(partition).or_insert(0);
-            batch = build::with_producer(&batch, producer, ProducerEpoch(0), *seq);
+            batch = match plan.transactional {
+                true => build::transactional(&batch, producer, epoch, *seq),
+                false => build::with_producer(&batch, producer, epoch, *seq),
+            };
             *seq = seq.wrapping_add(count as i32) & i32::MAX;
         }
         data.records = Some(batch);

@@ -61,10 +61,13 @@ pub fn print(
         let mut out = String::from("{");
         write!(
             out,
-            "\"sent\":{},\"acked\":{},\"errors\":{},\"counted\":{},\"seconds\":{:.6},\"msgs_per_sec\":{:.1},\"mb_per_sec\":{:.3},\"acks\":\"{}\",\"message_size\":{},\"rate\":{},\"batch_size\":{},\"linger_ms\":{},\"keys\":{},\"compression\":\"{:?}\",\"idempotent\":{},\"shards\":{},\"latency_ms\":{{",
+            "\"sent\":{},\"acked\":{},\"errors\":{},\"counted\":{},\"seconds\":{:.6},\"msgs_per_sec\":{:.1},\"mb_per_sec\":{:.3},\"acks\":\"{}\",\"message_size\":{},\"rate\":{},\"batch_size\":{},\"linger_ms\":{},\"keys\":{},\"compression\":\"{:?}\",\"idempotent\":{},\"transactional\":{},\"shards\":{},\"latency_ms\":{{",
             r.sent, r.acked, r.errors, counted, secs, counted as f64 / secs, r.bytes as f64 / secs / 1e6,
             args.acks, args.message_size, args.rate, args.batch_size, args.linger_ms, args.keys,
-            args.compression, args.idempotent, args.shards
+            args.compression,
+            args.idempotent,
+            args.transactional_id.is_some(),
+            args.shards
         )?;
         write_percentiles(&mut out, &r.latency)?;
         if let Some(c) = consumed {

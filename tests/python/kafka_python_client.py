@@ -5,7 +5,9 @@ by tests/group_admin_clients.rs against a broker it started; exits non-zero
 on the first failed check.
 
 The producer keeps kafka-python 3.x's defaults, idempotence on: it asks
-for a producer id (InitProducerId) and sends sequenced batches."""
+for a producer id (InitProducerId) and sends sequenced batches. Then a
+transactional producer commits one transaction and aborts another, and a
+read_committed consumer reads only the committed one."""
 
 import sys
 
@@ -60,5 +62,33 @@ groups = admin.list_groups()
 assert {"group_id": GROUP, "protocol_type": "consumer", "group_state": "Empty"} in groups, groups
 described = admin.describe_groups([GROUP])[GROUP]
 assert described["group_state"] == "Empty" and described["members"] == [], described
+
+# A transactional producer (kafka-python's own transaction code): one
+# transaction commits, the next aborts; read_committed sees the first only.
+TXN_TOPIC = "kp-txn"
+admin.create_topics([NewTopic(TXN_TOPIC, 2, 1)])
+txn = KafkaProducer(bootstrap_servers=bootstrap, transactional_id="kp-txn-id")
+txn.init_transactions()
+txn.begin_transaction()
+for i in range(20):
+    txn.send(TXN_TOPIC, key=b"k%d" % i, value=b"c%d" % i)
+txn.commit_transaction()
+txn.begin_transaction()
+for i in range(20):
+    txn.send(TXN_TOPIC, key=b"k%d" % i, value=b"a%d" % i)
+txn.flush()
+txn.abort_transaction()
+txn.close()
+reader = KafkaConsumer(
+    TXN_TOPIC,
+    bootstrap_servers=bootstrap,
+    auto_offset_reset="earliest",
+    isolation_level="read_committed",
+    enable_auto_commit=False,
+    consumer_timeout_ms=5000,
+)
+read = sorted(m.value for m in reader)
+reader.close()
+assert read == sorted(b"c%d" % i for i in range(20)), read
 admin.close()
 print("ok")
