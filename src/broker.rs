@@ -105,8 +105,10 @@ impl Broker {
         if let Some(calls) = pid_calls {
             Router::serve(&producer_ids, calls);
         }
-        // Last: resuming transactions calls the other services, on every
-        // shard, which serve by now (or will, once they reach here).
+        // Nothing here may wait for another shard: the shards' executors
+        // serve their meshes only once every shard has opened (main.rs
+        // holds them at a barrier), so the coordinator resumes open
+        // transactions in the background.
         let txns = TxnCoordinator::open(&shard, &groups, &producer_ids, txn_router)
             .await
             .map_err(BrokerError::Transactions)?;

@@ -420,3 +420,43 @@ fn consume_transform_produce_copies_each_message_once_across_kill_9() {
         assert_eq!(at, Some(Offset::Offset(end)), "partition {partition}");
     }
 }
+
+#[test]
+fn transaction_state_survives_compaction_and_kill_9() {
+    let dir = test_dir();
+    // Small segments: the transaction log is compacted many times over.
+    let mut broker = start(
+        dir.path(),
+        "\"transaction.state.log.segment.bytes\" = 4096\n",
+    );
+    let p = producer(&broker.addr, "many", &[]);
+    p.init_transactions(T).expect("init");
+    for round in 0..60 {
+        transaction(&p, "many", &format!("r{round}"), 1);
+        p.commit_transaction(T).expect("commit");
+    }
+    let log = broker.log_text();
+    assert!(
+        log.contains("state log compacted") && log.contains("__transaction_state"),
+        "the transaction log was never compacted: {log}"
+    );
+    // Kill -9 with a transaction open: after the restart its producer's
+    // next incarnation aborts it, and every committed one is read.
+    transaction(&p, "many", "open", 1);
+    p.flush(T).expect("flush");
+    broker.restart_after_kill();
+    drop(p);
+    let again = producer(&broker.addr, "many", &[]);
+    again.init_transactions(T).expect("init after restart");
+    transaction(&again, "many", "after", 1);
+    again.commit_transaction(T).expect("commit after restart");
+
+    let c = consumer(&broker.addr, "read_committed");
+    assign_from_start(&c, "many", 3);
+    let seen = read(&c, 61 * 3, T);
+    for partition in 0..3 {
+        let mut want: Vec<String> = (0..60).map(|r| format!("r{r}-{partition}-0")).collect();
+        want.push(format!("after-{partition}-0"));
+        assert_eq!(seen.get(&partition), Some(&want), "partition {partition}");
+    }
+}

@@ -67,6 +67,9 @@ pub struct TxnCoordinator {
     producer_ids: Rc<ProducerIds>,
     log: StateLog,
     txns: RefCell<AHashMap<String, Transaction>>,
+    /// States being written, not yet current: a compaction keeps these,
+    /// since their records may land in a segment it deletes.
+    writing: RefCell<AHashMap<String, Transaction>>,
 }
 
 impl Sharded for TxnCoordinator {
@@ -104,12 +107,13 @@ impl TxnCoordinator {
             producer_ids: producer_ids.clone(),
             log,
             txns: RefCell::default(),
+            writing: RefCell::default(),
         });
         for (p, _) in coordinator.log.partitions() {
             let c = &coordinator;
             c.log.replay(p, |batch| c.apply_batch(p, batch)).await?;
         }
-        coordinator.resume().await;
+        coordinator.start_resuming();
         let weak = Rc::downgrade(&coordinator);
         glommio::spawn_local(timeout_loop(weak)).detach();
         Ok(coordinator)
@@ -136,32 +140,41 @@ impl TxnCoordinator {
 
     /// After replay: open transactions' partitions expect their batches
     /// again (the partitions' own state does not say which were added),
-    /// and decided transactions get their markers.
-    async fn resume(self: &Rc<Self>) {
-        let txns: Vec<(String, Transaction)> = self
+    /// and decided transactions get their markers. Both call other shards,
+    /// which serve only once every shard has opened, so this runs in the
+    /// background; the transactions it works on are pending meanwhile
+    /// (requests for them are CONCURRENT_TRANSACTIONS, retried).
+    fn start_resuming(self: &Rc<Self>) {
+        let resuming: Vec<(String, Transaction)> = self
             .txns
-            .borrow()
-            .iter()
-            .map(|(id, t)| (id.clone(), t.clone()))
+            .borrow_mut()
+            .iter_mut()
+            .filter(|(_, t)| t.status == Status::Ongoing || t.status.is_prepare())
+            .map(|(id, t)| {
+                t.pending = true;
+                (id.clone(), t.clone())
+            })
             .collect();
-        for (id, t) in txns {
-            match t.status {
-                Status::Ongoing => {
-                    let partitions: Vec<_> = t.partitions.iter().cloned().collect();
-                    self.expect(&partitions, t.producer_id, t.epoch).await;
-                }
-                s if s.is_prepare() => {
-                    tracing::info!(transactional_id = id, "completing a decided transaction");
-                    drop(self.finish_in_background(&id));
-                }
-                _ => {}
-            }
-        }
         if !self.txns.borrow().is_empty() {
             tracing::info!(
                 transactional_ids = self.txns.borrow().len(),
+                open = resuming.len(),
                 "transactions loaded"
             );
+        }
+        for (id, t) in resuming {
+            let me = self.clone();
+            glommio::spawn_local(async move {
+                if t.status == Status::Ongoing {
+                    let partitions: Vec<_> = t.partitions.iter().cloned().collect();
+                    me.expect(&partitions, t.producer_id, t.epoch).await;
+                    me.set_pending(&id, false);
+                } else {
+                    tracing::info!(transactional_id = id, "completing a decided transaction");
+                    me.finish(&id).await;
+                }
+            })
+            .detach();
         }
     }
 
@@ -212,7 +225,11 @@ impl TxnCoordinator {
     ) -> Result<(), TxnError> {
         let p = key_partition(id, self.config.partitions);
         let record = (store::encode_key(id), store::encode_value(next));
+        self.writing
+            .borrow_mut()
+            .insert(id.to_string(), next.clone());
         let appended = self.log.append(p, &[record], durability).await;
+        self.writing.borrow_mut().remove(id);
         let appended = appended.ok_or(TxnError::CoordinatorNotAvailable)?;
         appended.map_err(|e| {
             tracing::error!(transactional_id = id, "storing transaction state: {e}");
@@ -226,14 +243,19 @@ impl TxnCoordinator {
         Ok(())
     }
 
-    /// Every live record of the ids kept in partition `p`.
+    /// Every live record of the ids kept in partition `p`: each id's
+    /// state being written, else its current one.
     fn live_records(&self, p: PartitionId) -> Vec<(Vec<u8>, Vec<u8>)> {
         let n = self.config.partitions;
+        let writing = self.writing.borrow();
         self.txns
             .borrow()
             .iter()
             .filter(|(id, _)| key_partition(id, n) == p)
-            .map(|(id, t)| (store::encode_key(id), store::encode_value(t)))
+            .map(|(id, t)| {
+                let t = writing.get(id).unwrap_or(t);
+                (store::encode_key(id), store::encode_value(t))
+            })
             .collect()
     }
 
@@ -520,22 +542,28 @@ impl TxnCoordinator {
     /// producer (Kafka's `abortTimedOutTransactions`).
     fn abort_timed_out(self: &Rc<Self>) {
         let now = now_ms();
-        let due: Vec<(String, Transaction)> = self
+        let due: Vec<String> = self
             .txns
             .borrow()
             .iter()
             .filter(|(_, t)| t.timed_out(now))
-            .map(|(id, t)| (id.clone(), t.fence(now)))
+            .map(|(id, _)| id.clone())
             .collect();
-        for (id, next) in due {
-            tracing::info!(
-                transactional_id = id,
-                timeout_ms = next.timeout_ms,
-                "aborting a timed-out transaction"
-            );
+        for id in due {
             let me = self.clone();
             glommio::spawn_local(async move {
-                if me.transition(&id, next).await.is_ok() {
+                // Checked again here: a request may have moved the
+                // transaction on since the scan. From this check to the
+                // transition's pending mark nothing else runs.
+                let Some(t) = me.get(&id).filter(|t| t.timed_out(now)) else {
+                    return;
+                };
+                tracing::info!(
+                    transactional_id = id,
+                    timeout_ms = t.timeout_ms,
+                    "aborting a timed-out transaction"
+                );
+                if me.transition(&id, t.fence(now)).await.is_ok() {
                     me.finish(&id).await;
                 }
             })
