@@ -16,6 +16,7 @@ use super::{
     SyncResponse,
 };
 use crate::log::control::TxnEnd;
+use crate::log::state_log::KeyedRecord;
 use crate::log::{Durability, PartitionId, ProducerEpoch, ProducerId, TopicPartition};
 use crate::shard::router::Call;
 use bytes::Bytes;
@@ -154,6 +155,61 @@ pub struct CommitOffsets {
     pub offsets: Vec<(TopicPartition, Committed)>,
 }
 
+/// A commit past the checks every commit shares (the group id, the
+/// member's right to commit, the metadata's size): what may be stored, as
+/// records, and what is refused for its metadata.
+struct Admitted {
+    accepted: Vec<(TopicPartition, Committed)>,
+    too_large: Vec<TopicPartition>,
+    records: Vec<KeyedRecord>,
+}
+
+/// Runs those checks; `check` is the member's (a group this shard does
+/// not have is created for a standalone commit, see
+/// `with_group_or_standalone`). Every partition's refusal otherwise.
+fn admit(
+    c: &GroupCoordinator,
+    group: &str,
+    generation: i32,
+    offsets: Vec<(TopicPartition, Committed)>,
+    check: impl FnOnce(&mut Group) -> Result<(), GroupError>,
+) -> Result<Admitted, PartitionResults> {
+    let all = |e: GroupError, offsets: Vec<(TopicPartition, Committed)>| {
+        offsets.into_iter().map(|(tp, _)| (tp, Err(e))).collect()
+    };
+    if group.is_empty() {
+        return Err(all(GroupError::InvalidGroupId, offsets));
+    }
+    if let Err(e) = c.with_group_or_standalone(group, generation, check) {
+        return Err(all(e, offsets));
+    }
+    let max_metadata = c.config.offset_metadata_max_bytes;
+    let (accepted, too_large): (Vec<_>, Vec<_>) = offsets
+        .into_iter()
+        .partition(|(_, committed)| committed.metadata.len() <= max_metadata);
+    let records = accepted
+        .iter()
+        .map(|(tp, committed)| (Key::offset(group, tp), store::encode_offset(committed)))
+        .collect();
+    Ok(Admitted {
+        accepted,
+        too_large: too_large.into_iter().map(|(tp, _)| tp).collect(),
+        records,
+    })
+}
+
+impl Admitted {
+    /// Each partition's result, the stored ones' being `stored`.
+    fn results(self, stored: Result<(), GroupError>) -> PartitionResults {
+        let refused = self
+            .too_large
+            .into_iter()
+            .map(|tp| (tp, Err(GroupError::OffsetMetadataTooLarge)));
+        let accepted = self.accepted.into_iter().map(|(tp, _)| (tp, stored));
+        refused.chain(accepted).collect()
+    }
+}
+
 impl Call<GroupCoordinator> for CommitOffsets {
     type Reply = PartitionResults;
 
@@ -164,41 +220,24 @@ impl Call<GroupCoordinator> for CommitOffsets {
             generation,
             offsets,
         } = self;
-        let all = |e: GroupError, offsets: Vec<(TopicPartition, Committed)>| {
-            offsets.into_iter().map(|(tp, _)| (tp, Err(e))).collect()
-        };
-        if group.is_empty() {
-            return all(GroupError::InvalidGroupId, offsets);
-        }
-        let allowed = c.with_group_or_standalone(&group, generation, |g| {
+        let admitted = admit(c, &group, generation, offsets, |g| {
             g.check_commit(&member.member_id, member.instance(), generation)
         });
-        if let Err(e) = allowed {
-            return all(e, offsets);
-        }
-        let max_metadata = c.config.offset_metadata_max_bytes;
-        let (accepted, too_large): (Vec<_>, Vec<_>) = offsets
-            .into_iter()
-            .partition(|(_, committed)| committed.metadata.len() <= max_metadata);
-        let records = accepted
-            .iter()
-            .map(|(tp, committed)| (Key::offset(&group, tp), store::encode_offset(committed)))
-            .collect();
+        let mut admitted = match admitted {
+            Ok(a) => a,
+            Err(refused) => return refused,
+        };
         // Memory first (see coordinator.rs), then the durable append.
         c.with_group(&group, |g| {
             if let Some(g) = g {
-                for (tp, committed) in &accepted {
+                for (tp, committed) in &admitted.accepted {
                     g.offsets.insert(tp.clone(), committed.clone());
                 }
             }
         });
+        let records = std::mem::take(&mut admitted.records);
         let stored = c.append(&group, records, Durability::Synced).await;
-        let refused = too_large
-            .into_iter()
-            .map(|(tp, _)| (tp, Err(GroupError::OffsetMetadataTooLarge)));
-        refused
-            .chain(accepted.into_iter().map(|(tp, _)| (tp, stored)))
-            .collect()
+        admitted.results(stored)
     }
 }
 
@@ -419,29 +458,20 @@ impl Call<GroupCoordinator> for CommitTxnOffsets {
             generation,
             offsets,
         } = self;
-        let all = |e: GroupError, offsets: Vec<(TopicPartition, Committed)>| {
-            offsets.into_iter().map(|(tp, _)| (tp, Err(e))).collect()
-        };
-        if group.is_empty() {
-            return all(GroupError::InvalidGroupId, offsets);
-        }
-        let allowed = c.with_group_or_standalone(&group, generation, |g| {
+        let admitted = admit(c, &group, generation, offsets, |g| {
             if generation < 0 {
                 return Ok(()); // v0-v2, or a standalone producer: nothing to check
             }
             g.check_commit(&member.member_id, member.instance(), generation)
         });
-        if let Err(e) = allowed {
-            return all(e, offsets);
-        }
-        let max_metadata = c.config.offset_metadata_max_bytes;
-        let (accepted, too_large): (Vec<_>, Vec<_>) = offsets
-            .into_iter()
-            .partition(|(_, committed)| committed.metadata.len() <= max_metadata);
-        let records: Vec<_> = accepted
-            .iter()
-            .map(|(tp, committed)| (Key::offset(&group, tp), store::encode_offset(committed)))
-            .collect();
+        let Admitted {
+            accepted,
+            too_large,
+            records,
+        } = match admitted {
+            Ok(a) => a,
+            Err(refused) => return refused,
+        };
         // Memory first, so the partition is not compacted while the
         // records are on their way (see coordinator.rs); undone if they
         // are not stored.
@@ -471,12 +501,12 @@ impl Call<GroupCoordinator> for CommitTxnOffsets {
         if stored.is_err() {
             pend(false);
         }
-        let refused = too_large
-            .into_iter()
-            .map(|(tp, _)| (tp, Err(GroupError::OffsetMetadataTooLarge)));
-        refused
-            .chain(accepted.into_iter().map(|(tp, _)| (tp, stored)))
-            .collect()
+        Admitted {
+            accepted,
+            too_large,
+            records: Vec::new(),
+        }
+        .results(stored)
     }
 }
 

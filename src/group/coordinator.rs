@@ -59,29 +59,21 @@ impl GroupCoordinator {
         router: Router<GroupCoordinator>,
     ) -> Result<Rc<GroupCoordinator>, LogError> {
         let config = shard.config.group.clone();
-        let owned: Vec<PartitionId> = PartitionId::first(config.offsets_partitions)
-            .filter(|&p| ownership::owner(OFFSETS_TOPIC, p, router.count()) == router.id())
-            .collect();
-        let log = StateLog::open(
-            shard.log_dir(),
-            OFFSETS_TOPIC,
-            owned,
-            config.offsets_segment_bytes,
-        )
-        .await?;
+        let (partitions, segment_bytes) = (config.offsets_partitions, config.offsets_segment_bytes);
+        let log = shard
+            .open_state_log(OFFSETS_TOPIC, partitions, segment_bytes)
+            .await?;
         let coordinator = Rc::new(GroupCoordinator {
             config,
             router,
             groups: RefCell::new(AHashMap::new()),
             log,
         });
-        for (p, _) in coordinator.log.partitions() {
-            let now = Instant::now();
-            coordinator
-                .log
-                .replay(p, |batch| coordinator.apply_batch(p, batch, now))
-                .await?;
-        }
+        let now = Instant::now();
+        let c = &coordinator;
+        c.log
+            .replay(|p, batch| c.apply_batch(p, batch, now))
+            .await?;
         let weak = Rc::downgrade(&coordinator);
         glommio::spawn_local(tick_loop(weak)).detach();
         Ok(coordinator)

@@ -86,18 +86,18 @@ impl StateLog {
         all
     }
 
-    /// Hands every batch of partition `p`, oldest first, to `apply`.
-    pub async fn replay(&self, p: PartitionId, mut apply: impl FnMut(&RecordBatch)) -> Result<()> {
-        let Some(log) = self.get(p) else {
-            return Ok(());
-        };
-        let mut offset = log.log_start();
-        while offset < log.next_offset() {
-            let batches = log.read_batches(offset, 1 << 20).await?;
-            let Some(last) = batches.last() else { break };
-            offset = last.next();
-            for batch in &batches {
-                apply(batch);
+    /// Hands every batch of every partition, oldest first, to `apply`
+    /// (with its partition).
+    pub async fn replay(&self, mut apply: impl FnMut(PartitionId, &RecordBatch)) -> Result<()> {
+        for (p, log) in self.partitions() {
+            let mut offset = log.log_start();
+            while offset < log.next_offset() {
+                let batches = log.read_batches(offset, 1 << 20).await?;
+                let Some(last) = batches.last() else { break };
+                offset = last.next();
+                for batch in &batches {
+                    apply(p, batch);
+                }
             }
         }
         Ok(())

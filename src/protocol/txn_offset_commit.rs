@@ -8,12 +8,13 @@
 //! generation, checked as for OffsetCommit.
 
 use super::error_code::ErrorCode;
+use super::offset_commit::{commit_on_coordinator, committed, result_of};
 use super::wire;
-use crate::group::calls::{CommitTxnOffsets, MemberRef, PartitionResults};
+use crate::group::calls::{CommitTxnOffsets, MemberRef};
 use crate::group::coordinator::GroupCoordinator;
-use crate::group::{Committed, GroupError};
+use crate::group::GroupError;
 use crate::log::partition::now_ms;
-use crate::log::{LeaderEpoch, ProducerEpoch, ProducerId, TopicPartition};
+use crate::log::{ProducerEpoch, ProducerId, TopicPartition};
 use crate::shard::Shard;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
@@ -46,58 +47,35 @@ pub async fn handle(
         for p in &t.partitions {
             let tp = wire::topic_partition(t.name.0.as_str(), p.partition_index);
             if let Some(tp) = tp.filter(|tp| shard.owner_of(tp).is_some()) {
-                let committed = Committed {
-                    offset: p.committed_offset,
-                    leader_epoch: if version >= 2 {
-                        LeaderEpoch(p.committed_leader_epoch)
-                    } else {
-                        LeaderEpoch::NONE
-                    },
-                    metadata: p
-                        .committed_metadata
-                        .as_ref()
-                        .map(|m| m.to_string())
-                        .unwrap_or_default(),
-                    commit_timestamp_ms: now,
-                };
+                let (offset, epoch) = (p.committed_offset, p.committed_leader_epoch);
+                let metadata = p.committed_metadata.as_ref();
+                let committed = committed(offset, epoch, metadata, (version, 2), now);
                 known.push((tp, committed));
             }
         }
     }
-    let mut results: PartitionResults = Vec::new();
-    if !known.is_empty() {
-        let keys: Vec<TopicPartition> = known.iter().map(|(tp, _)| tp.clone()).collect();
-        let call = CommitTxnOffsets {
-            group: group.clone(),
-            producer: ProducerId(req.producer_id.0),
-            epoch: ProducerEpoch(req.producer_epoch),
-            member: MemberRef {
-                member_id: req.member_id.to_string(),
-                instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
-            },
-            generation: if version >= 3 { req.generation_id } else { -1 },
-            offsets: known,
-        };
-        results = groups.call(&group, call).await.unwrap_or_else(|_| {
-            let unavailable = |tp| (tp, Err(GroupError::CoordinatorNotAvailable));
-            keys.into_iter().map(unavailable).collect()
-        });
-    }
+    let keys: Vec<TopicPartition> = known.iter().map(|(tp, _)| tp.clone()).collect();
+    let call = CommitTxnOffsets {
+        group: group.clone(),
+        producer: ProducerId(req.producer_id.0),
+        epoch: ProducerEpoch(req.producer_epoch),
+        member: MemberRef {
+            member_id: req.member_id.to_string(),
+            instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+        },
+        generation: if version >= 3 { req.generation_id } else { -1 },
+        offsets: known,
+    };
+    let results = commit_on_coordinator(groups, &group, keys, call).await;
     let mut out = TxnOffsetCommitResponse::default();
     for t in &req.topics {
         let mut topic = TxnOffsetCommitResponseTopic::default();
         topic.name = t.name.clone();
         for p in &t.partitions {
-            let wanted = wire::topic_partition(t.name.0.as_str(), p.partition_index);
-            let error_code = results
-                .iter()
-                .find(|(tp, _)| Some(tp) == wanted.as_ref())
-                .map_or(ErrorCode::UnknownTopicOrPartition.code(), |(_, r)| {
-                    code(r, version)
-                });
+            let result = result_of(&results, t.name.0.as_str(), p.partition_index);
             let mut rp = TxnOffsetCommitResponsePartition::default();
             rp.partition_index = p.partition_index;
-            rp.error_code = error_code;
+            rp.error_code = code(&result, version);
             topic.partitions.push(rp);
         }
         out.topics.push(topic);

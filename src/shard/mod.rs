@@ -22,6 +22,7 @@ pub mod signal;
 pub mod topics;
 
 use crate::config::BrokerConfig;
+use crate::log::state_log::StateLog;
 use crate::log::{LogConfig, LogDir, LogError, Partition, PartitionId, TopicPartition};
 use crate::metrics::{PartitionStats, ShardMetrics, Snapshot};
 use ahash::AHashMap;
@@ -96,6 +97,20 @@ impl Shard {
     }
 
     /// Where this shard's partitions live; the one way to open one.
+    /// Opens the partitions of an internal state log (of `partitions`)
+    /// that this shard owns.
+    pub async fn open_state_log(
+        &self,
+        topic: &'static str,
+        partitions: u32,
+        segment_bytes: u64,
+    ) -> Result<StateLog, LogError> {
+        let count = self.router.count();
+        let owned = PartitionId::first(partitions)
+            .filter(|&p| ownership::owner(topic, p, count) == self.id());
+        StateLog::open(&self.log_dir, topic, owned, segment_bytes).await
+    }
+
     pub fn log_dir(&self) -> &LogDir {
         &self.log_dir
     }

@@ -89,16 +89,9 @@ impl TxnCoordinator {
         router: Router<TxnCoordinator>,
     ) -> Result<Rc<TxnCoordinator>, LogError> {
         let config = shard.config.txn.clone();
-        let owned: Vec<PartitionId> = PartitionId::first(config.partitions)
-            .filter(|&p| ownership::owner(TRANSACTION_TOPIC, p, router.count()) == router.id())
-            .collect();
-        let log = StateLog::open(
-            shard.log_dir(),
-            TRANSACTION_TOPIC,
-            owned,
-            config.segment_bytes,
-        )
-        .await?;
+        let log = shard
+            .open_state_log(TRANSACTION_TOPIC, config.partitions, config.segment_bytes)
+            .await?;
         let coordinator = Rc::new(TxnCoordinator {
             config,
             router,
@@ -109,10 +102,8 @@ impl TxnCoordinator {
             txns: RefCell::default(),
             writing: RefCell::default(),
         });
-        for (p, _) in coordinator.log.partitions() {
-            let c = &coordinator;
-            c.log.replay(p, |batch| c.apply_batch(p, batch)).await?;
-        }
+        let c = &coordinator;
+        c.log.replay(|p, batch| c.apply_batch(p, batch)).await?;
         coordinator.start_resuming();
         let weak = Rc::downgrade(&coordinator);
         glommio::spawn_local(timeout_loop(weak)).detach();
