@@ -8,3 +8,4 @@ pub mod frame;
 pub mod listener;
 pub mod metrics_http;
 pub mod sendfile;
+pub mod vectored;
