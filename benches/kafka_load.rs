@@ -19,7 +19,8 @@
 //!   cargo bench --bench kafka_load -- --only rate --linger-ms 1
 //!   cargo bench --bench kafka_load -- --bootstrap 127.0.0.1:9092 --pid 1234   # a peer
 //!
-//! Client settings unless given: 1 KiB values, `batch.size` 131072,
+//! `STROM=path` runs that strom binary instead of this build's. Client
+//! settings unless given: 1 KiB values, `batch.size` 131072,
 //! `linger.ms` 5, 4 partitions, 5 s, 20,000 msg/s. Data of the strom it
 //! starts goes to `target/bench-kafka/` and is removed afterwards.
 
@@ -93,7 +94,9 @@ impl Broker {
             .expect("addr")
             .port();
         let addr = format!("127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_strom"))
+        // $STROM runs another build (an A/B of two binaries).
+        let binary = std::env::var_os("STROM").unwrap_or(env!("CARGO_BIN_EXE_strom").into());
+        let child = Command::new(binary)
             .args(["serve", "--shards", shards, "--listen", &addr])
             .args(["--metrics-listen", "none", "--data-dir"])
             .arg(data)
