@@ -27,7 +27,6 @@ use crate::broker::Broker;
 use crate::metrics::{self, Stage};
 use crate::protocol::{self, Part, ProtocolError, Response};
 use crate::shard::Shard;
-use bytes::Bytes;
 use futures_lite::future;
 use futures_lite::io::{split, WriteHalf};
 use futures_lite::AsyncWriteExt;
@@ -192,47 +191,18 @@ async fn write_answers(
     }
 }
 
-/// Writes a response's parts in order: each run of byte parts (tail-cache
-/// batches included, never copied into a buffer) with one vectored send,
-/// file ranges with sendfile.
+/// Writes a response's parts in order: bytes with ordinary sends (tail-cache
+/// batches included, never copied into a buffer), file ranges with sendfile.
 async fn write_response(
     writer: &mut WriteHalf<TcpStream>,
     fd: RawFd,
     response: Response,
 ) -> std::io::Result<()> {
-    let mut parts = response.0.into_iter().peekable();
-    let mut run: Vec<Bytes> = Vec::new();
-    while let Some(part) = parts.next() {
+    for part in response.0 {
         match part {
-            Part::Bytes(bytes) => {
-                run.push(bytes);
-                if matches!(parts.peek(), Some(Part::Bytes(_))) {
-                    continue;
-                }
-                write_bytes(writer, fd, std::mem::take(&mut run)).await?;
-            }
+            Part::Bytes(bytes) => writer.write_all(&bytes).await?,
             Part::File(slice) => super::sendfile::send(fd, &slice).await?,
         }
-    }
-    Ok(())
-}
-
-/// Writes consecutive byte parts: as many as the socket takes at once
-/// with one `sendmsg`, the rest with awaited sends.
-async fn write_bytes(
-    writer: &mut WriteHalf<TcpStream>,
-    fd: RawFd,
-    run: Vec<Bytes>,
-) -> std::io::Result<()> {
-    let mut sent = super::vectored::send_now(fd, &run)?;
-    for mut bytes in run {
-        if sent >= bytes.len() {
-            sent -= bytes.len();
-            continue;
-        }
-        let rest = bytes.split_off(sent);
-        sent = 0;
-        writer.write_all(&rest).await?;
     }
     Ok(())
 }

@@ -8,4 +8,3 @@ pub mod frame;
 pub mod listener;
 pub mod metrics_http;
 pub mod sendfile;
-pub mod vectored;
