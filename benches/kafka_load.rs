@@ -292,7 +292,12 @@ fn pct(h: &Histogram<u64>) -> String {
 
 /// One workload against `broker`; prints its line.
 fn run(workload: &str, broker: &Broker, s: &Settings) {
-    let topic = format!("load-{workload}-{}", micros_since_epoch(Instant::now()));
+    // Unique across runs against one broker, and across bench processes.
+    let topic = format!(
+        "load-{workload}-{}-{}",
+        std::process::id(),
+        micros_since_epoch(Instant::now())
+    );
     create_topic(&broker.addr, &topic, s.partitions);
     let cpu0 = broker.cpu_seconds();
     let line = match workload {
