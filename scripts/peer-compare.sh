@@ -32,12 +32,13 @@ for run in $(seq "$RUNS"); do
   port=$(free_port)
   case "$PEER" in
     memory) storage="memory://tansu/" ;;
-    sqlite) rm -f "$PEER_DIR/tansu.db"; storage="sqlite://$PEER_DIR/tansu.db" ;;
+    # tansu reads the URL's path relative to its working directory.
+    sqlite) rm -f "$PEER_DIR"/tansu.db*; storage="sqlite://tansu.db" ;;
     *) echo "--peer memory or sqlite" >&2; exit 2 ;;
   esac
-  "$TANSU" broker --listener-url "tcp://127.0.0.1:$port" \
+  (cd "$PEER_DIR" && exec "$TANSU" broker --listener-url "tcp://127.0.0.1:$port" \
     --advertised-listener-url "tcp://127.0.0.1:$port" \
-    --storage-engine "$storage" --silent >"$PEER_DIR/log" 2>&1 &
+    --storage-engine "$storage" --silent >"$PEER_DIR/log" 2>&1) &
   PEER_PID=$!
   for _ in $(seq 200); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
