@@ -30,7 +30,6 @@ use crate::shard::ownership::{self, ShardId};
 use crate::shard::router::{Call, Router, ShardGone, Sharded};
 use crate::shard::Shard;
 use ahash::AHashMap;
-use futures_util::future::join_all;
 use glommio::channels::local_channel;
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -101,11 +100,7 @@ impl GroupCoordinator {
         self: &Rc<Self>,
         make: impl Fn() -> C,
     ) -> Vec<Result<C::Reply, ShardGone>> {
-        let calls = self
-            .router
-            .shards()
-            .map(|s| self.router.call(self, s, make()));
-        join_all(calls).await
+        self.router.call_every_shard(self, make).await
     }
 
     pub fn group_count(&self) -> usize {

@@ -24,6 +24,7 @@
 use super::ownership::ShardId;
 use crate::metrics::{ShardMetrics, Stage};
 use ahash::AHashMap;
+use futures_util::future::join_all;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::sync::Semaphore;
@@ -173,6 +174,16 @@ impl<T: Sharded> Router<T> {
         // Empty if the owner dropped the call without running it.
         let reply = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
         reply.ok_or(ShardGone(to))
+    }
+
+    /// Runs `make()` on every shard's instance, at once; the replies in
+    /// shard order.
+    pub async fn call_every_shard<C: Call<T>>(
+        &self,
+        on: &Rc<T>,
+        make: impl Fn() -> C,
+    ) -> Vec<Result<C::Reply, ShardGone>> {
+        join_all(self.shards().map(|s| self.call(on, s, make()))).await
     }
 
     /// Starts one receive task per peer for `on`'s router. They end when

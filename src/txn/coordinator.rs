@@ -190,11 +190,7 @@ impl TxnCoordinator {
         self: &Rc<Self>,
         make: impl Fn() -> C,
     ) -> Vec<Result<C::Reply, ShardGone>> {
-        let calls = self
-            .router
-            .shards()
-            .map(|s| self.router.call(self, s, make()));
-        join_all(calls).await
+        self.router.call_every_shard(self, make).await
     }
 
     pub(super) fn get(&self, id: &str) -> Option<Transaction> {
