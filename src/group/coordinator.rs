@@ -210,7 +210,8 @@ impl GroupCoordinator {
             tracing::error!(group, "storing group state: {e}");
             GroupError::Storage
         })?;
-        if !self.has_txn_offsets(p) && self.log.compaction_due(p) {
+        // The scan of every group runs only for a partition big enough.
+        if self.log.compaction_due(p, || self.has_txn_offsets(p)) {
             let me = self.clone();
             glommio::spawn_local(async move { me.log.compact(p, || me.live_records(p)).await })
                 .detach();

@@ -514,7 +514,16 @@ pub mod build {
         epoch: ProducerEpoch,
         base_sequence: i32,
     ) -> Bytes {
-        let mut out = batch.to_vec();
+        stamped(batch.to_vec(), producer, epoch, base_sequence)
+    }
+
+    /// Sets the producer fields of a batch and recomputes its CRC.
+    fn stamped(
+        mut out: Vec<u8>,
+        producer: ProducerId,
+        epoch: ProducerEpoch,
+        base_sequence: i32,
+    ) -> Bytes {
         out[PRODUCER_ID..PRODUCER_ID + 8].copy_from_slice(&producer.0.to_be_bytes());
         out[PRODUCER_EPOCH..PRODUCER_EPOCH + 2].copy_from_slice(&epoch.0.to_be_bytes());
         out[BASE_SEQUENCE..BASE_SEQUENCE + 4].copy_from_slice(&base_sequence.to_be_bytes());
@@ -535,7 +544,7 @@ pub mod build {
         let attributes = i16::from_be_bytes([out[ATTRIBUTES], out[ATTRIBUTES + 1]]);
         let attributes = attributes | super::ATTRIBUTE_TRANSACTIONAL;
         out[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
-        with_producer(&out, producer, epoch, base_sequence)
+        stamped(out, producer, epoch, base_sequence)
     }
 
     /// A batch of `count` records of `value_len` bytes each, all stamped

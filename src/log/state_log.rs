@@ -117,12 +117,13 @@ impl StateLog {
     }
 
     /// Whether partition `p` is due for compaction; marks it compacting
-    /// if so, until [`StateLog::compact`] ends.
-    pub fn compaction_due(&self, p: PartitionId) -> bool {
+    /// if so, until [`StateLog::compact`] ends. `held()`, asked only of a
+    /// partition big enough, says the coordinator cannot compact it now.
+    pub fn compaction_due(&self, p: PartitionId, held: impl FnOnce() -> bool) -> bool {
         let big = self
             .get(p)
             .is_some_and(|log| log.size_bytes() > 2 * self.segment_bytes);
-        big && self.compacting.borrow_mut().insert(p)
+        big && !held() && self.compacting.borrow_mut().insert(p)
     }
 
     /// Rewrites partition `p` as the live records `live()` gives (asked

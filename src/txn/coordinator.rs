@@ -222,7 +222,7 @@ impl TxnCoordinator {
             tracing::error!(transactional_id = id, "storing transaction state: {e}");
             TxnError::CoordinatorNotAvailable
         })?;
-        if self.log.compaction_due(p) {
+        if self.log.compaction_due(p, || false) {
             let me = self.clone();
             glommio::spawn_local(async move { me.log.compact(p, || me.live_records(p)).await })
                 .detach();
