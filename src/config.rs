@@ -59,7 +59,9 @@ pub struct BrokerConfig {
     /// strom (`shard.io.memory.bytes`): glommio's registered I/O buffer
     /// arena per shard; locked memory, so RLIMIT_MEMLOCK must cover
     /// shards x this or glommio falls back to unregistered buffers
-    /// (tuning.md). glommio's default, 10 MiB.
+    /// (tuning.md). 32 MiB: write buffers plus each partition's cold read
+    /// and read-ahead (glommio's 10 MiB made cold reads fall back to
+    /// freshly mapped memory).
     pub io_memory_bytes: usize,
     /// Consumer groups (`group.*`, `offsets.*`).
     pub group: GroupConfig,
@@ -165,7 +167,7 @@ impl BrokerConfig {
             socket_receive_buffer_bytes: -1,
             spin_before_park_us: 0,
             blocking_threads: 4,
-            io_memory_bytes: 10 << 20,
+            io_memory_bytes: 32 << 20,
             group: GroupConfig::default(),
             txn: TxnConfig::default(),
             crash_on_produce_to: None,
@@ -365,6 +367,7 @@ impl BrokerConfig {
             }
             "log.tail.cache.bytes" => self.log.tail_cache_bytes = s.clamped(0, 1 << 40)? as usize,
             "log.zero.ahead.bytes" => self.log.zero_ahead_bytes = s.clamped(0, 1 << 30)? as u64,
+            "log.read.ahead.bytes" => self.log.read_ahead_bytes = s.clamped(0, 1 << 40)? as usize,
             "log.write.buffer.bytes" => {
                 self.log.write_buffer_bytes = s.clamped(4096, 1 << 30)? as usize
             }

@@ -609,3 +609,69 @@ fn producer_retries_are_recognized_after_a_crash_from_the_roll_snapshot_and_the_
         assert_eq!(next.unwrap().base_offset.get(), 150);
     });
 }
+
+#[test]
+fn a_consumer_reading_from_the_start_gets_each_next_range_read_ahead() {
+    // Proves: after a cold read the next range is read ahead and answers the
+    // next read at that offset with the same batches a plain read returns;
+    // a read-ahead is not used past a moved log start, nor for another
+    // byte limit, and the shard's read-ahead bytes stay within the budget.
+    let dir = test_dir();
+    let path = dir.path().join("t-0");
+    let plain_path = dir.path().join("t-1");
+    run(move || async move {
+        let config = LogConfig {
+            segment_bytes: 1 << 20,
+            ..small_config()
+        };
+        let p = open(&path, config.clone()).await;
+        let plain = open(
+            &plain_path,
+            LogConfig {
+                read_ahead_bytes: 0,
+                ..config
+            },
+        )
+        .await;
+        for tag in 0..300u64 {
+            for log in [&p, &plain] {
+                log.append(vec![batch(tag, 2, 500, 1000)], Durability::Policy)
+                    .await
+                    .unwrap();
+            }
+        }
+        p.flush().await.unwrap();
+        plain.flush().await.unwrap();
+        let mut offset = Offset::new(0);
+        let mut reads = 0;
+        while offset.get() < 400 {
+            let chunk = p.read(offset, 8 << 10).await.unwrap();
+            assert!(matches!(chunk, ReadChunk::Read(_)), "cold at {offset}");
+            let expected = plain.read(offset, 8 << 10).await.unwrap();
+            let got = chunk.to_bytes_blocking().unwrap();
+            assert_eq!(got, expected.to_bytes_blocking().unwrap(), "at {offset}");
+            // The next range is being read ahead, within the budget.
+            let held = strom::log::read_ahead::held_bytes();
+            assert!(held > 0 && held <= config.read_ahead_bytes, "held {held}");
+            offset = split(got).last().unwrap().next();
+            reads += 1;
+        }
+        assert!(reads > 10);
+        // Another byte limit: a plain read, still right.
+        let small = p.read(offset, 1).await.unwrap();
+        assert_eq!(split(small.to_bytes_blocking().unwrap()).len(), 1);
+        // A read ahead of a log start that then moved is not answered.
+        let next = p.read(offset, 8 << 10).await.unwrap();
+        let after = split(next.to_bytes_blocking().unwrap())
+            .last()
+            .unwrap()
+            .next();
+        p.delete_records_before(Some(after.plus(10))).await.unwrap();
+        assert!(matches!(
+            p.read(after, 8 << 10).await,
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        p.close().await.unwrap();
+        plain.close().await.unwrap();
+    });
+}

@@ -62,6 +62,10 @@ pub struct LogConfig {
     /// strom: how fetches read data that left the tail cache (see
     /// `ColdReads` and tuning.md).
     pub cold_reads: ColdReads,
+    /// strom (`log.read.ahead.bytes`): with direct cold reads, the bytes a
+    /// shard may hold read ahead of its consumers (`read_ahead.rs`); 0
+    /// turns read-ahead off.
+    pub read_ahead_bytes: usize,
     /// Broker-wide `producer.id.expiration.ms` (Kafka: 1 day): an
     /// idempotent producer whose last batch's timestamp is older than this
     /// is forgotten (checked with retention).
@@ -98,6 +102,7 @@ impl Default for LogConfig {
             tail_cache_bytes: 4 << 20,
             zero_ahead_bytes: 4 << 20,
             cold_reads: ColdReads::Direct,
+            read_ahead_bytes: 64 << 20,
             producer_id_expiration_ms: 86_400_000,
         }
     }

@@ -30,10 +30,17 @@ pub async fn ensure_dma_reads(data_dir: &Path) -> Result<DmaReady> {
     let path = data_dir.join(PROBE_FILE);
     let fresh = std::fs::metadata(&path).map_or(true, |m| m.len() as usize != PROBE_LEN);
     if fresh {
+        // Every shard runs this at once: each writes its own file and
+        // renames it into place, so no shard reads another's half-written
+        // (truncated) probe.
+        let thread = format!("{:?}", std::thread::current().id());
+        let digits: String = thread.chars().filter(char::is_ascii_digit).collect();
+        let own = data_dir.join(format!("{PROBE_FILE}.{}.{digits}", std::process::id()));
         let mut f =
-            std::fs::File::create(&path).context(|| format!("creating {}", path.display()))?;
+            std::fs::File::create(&own).context(|| format!("creating {}", own.display()))?;
         f.write_all(&[0x5a; PROBE_LEN])
             .and_then(|()| f.sync_all())
+            .and_then(|()| std::fs::rename(&own, &path))
             .context(|| format!("writing {}", path.display()))?;
     }
     let file = DmaFile::open(&path)

@@ -14,6 +14,8 @@
 //! - `producer_state`: idempotent producers' last batches (deduplication).
 //! - `partition`: append / flush / roll, the positions a log keeps.
 //! - `reader`: reads for fetches, the log's own reads, time lookup.
+//! - `read_buffer`: pooled blocks cold fetch reads are copied into.
+//! - `read_ahead`: the cold read started for a consumer's next fetch.
 //! - `retention`: deleting whole segments from the front.
 //! - `housekeeping`: `flush.ms` and retention, a timer per partition.
 //! - `state_log`: an internal keyed log a coordinator owns (groups,
@@ -41,6 +43,8 @@ pub mod offset;
 pub mod partition;
 pub mod producer_snapshot;
 pub mod producer_state;
+pub mod read_ahead;
+pub mod read_buffer;
 pub mod reader;
 pub mod recovery;
 pub mod retention;

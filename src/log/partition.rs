@@ -39,6 +39,7 @@ use super::io_probe::DmaReady;
 use super::offset::{LeaderEpoch, Offset, ProducerEpoch, ProducerId};
 use super::producer_snapshot::{self, SnapshotEntry};
 use super::producer_state::{Origin, Plan, ProducerState};
+use super::read_ahead::ReadAhead;
 use super::recovery::{open_sealed, rebuild_producer_state, recover_active, write_indexes};
 use super::retention::LOG_START_FILE;
 use super::segment::{Segment, SegmentFiles};
@@ -102,6 +103,8 @@ pub struct Partition {
     flush_lock: Semaphore,
     /// Notified after every append, once its batches are readable.
     appended: Rc<AppendSignal>,
+    /// The cold read started for the next fetch (`reader.rs`).
+    pub(super) read_ahead: ReadAhead,
 }
 
 pub(super) struct State {
@@ -243,6 +246,7 @@ impl Partition {
             append_lock: Semaphore::new(1),
             flush_lock: Semaphore::new(1),
             appended,
+            read_ahead: ReadAhead::default(),
         })
     }
 

@@ -9,10 +9,13 @@
 //! always a batch's first offset (an open transaction's first batch).
 
 use super::batch::RecordBatch;
+use super::batch::{peek_batch_size, HEADER_LEN};
 use super::config::ColdReads;
 use super::error::{LogError, Result};
 use super::offset::{Offset, ProducerId};
 use super::partition::Partition;
+use super::read_ahead::DirectRead;
+use super::read_buffer;
 use super::segment::{index_position, BatchScanner, FileSlice, Scanned, SegmentFiles};
 use super::txn_index;
 use bytes::Bytes;
@@ -29,8 +32,8 @@ pub enum ReadChunk {
     /// (`log.cold.reads = sendfile`).
     File(FileSlice),
     /// Cold: the same range read from the segment with O_DIRECT on the
-    /// shard's io_uring (`log.cold.reads = direct`).
-    Read(Bytes),
+    /// shard's io_uring (`log.cold.reads = direct`), in pooled blocks.
+    Read(Vec<Bytes>),
 }
 
 impl ReadChunk {
@@ -39,7 +42,7 @@ impl ReadChunk {
             ReadChunk::Empty => 0,
             ReadChunk::Cached(v) => v.iter().map(Bytes::len).sum(),
             ReadChunk::File(f) => f.len as usize,
-            ReadChunk::Read(b) => b.len(),
+            ReadChunk::Read(v) => v.iter().map(Bytes::len).sum(),
         }
     }
 
@@ -54,7 +57,7 @@ impl ReadChunk {
         match self {
             ReadChunk::Empty => Ok(Bytes::new()),
             ReadChunk::Cached(v) => Ok(v.concat().into()),
-            ReadChunk::Read(b) => Ok(b.clone()),
+            ReadChunk::Read(v) => Ok(v.concat().into()),
             ReadChunk::File(f) => {
                 let mut out = vec![0u8; f.len as usize];
                 f.file.read_exact_at(&mut out, f.position)?;
@@ -135,11 +138,30 @@ impl Partition {
             // nothing is read.
             return self.check_offset(offset).map(|()| ReadChunk::Empty);
         }
-        let (files, from, end) = match self.locate(offset, max_bytes, upto)? {
+        let located = self.locate(offset, max_bytes, upto)?;
+        if let Some(ahead) = self.read_ahead.take(offset, max_bytes) {
+            if let Ok(Some(read)) = ahead.await {
+                if read.next <= upto && offset >= self.log_start() {
+                    if let Located::File { files, end, .. } = located {
+                        self.read_ahead_after(&read, files, end, max_bytes);
+                    }
+                    return Ok(ReadChunk::Read(read.parts));
+                }
+            }
+        }
+        let (files, from, end) = match located {
             Located::Done(chunk) => return Ok(chunk),
             Located::File { files, from, end } => (files, from, end),
         };
         let end = self.position_of(&files, end, upto).await?;
+        if self.config().cold_reads == ColdReads::Direct {
+            let slack = self.config().index_interval_bytes;
+            let Some(read) = read_direct(&files, from, end, offset, max_bytes, slack).await? else {
+                return Ok(ReadChunk::Empty);
+            };
+            self.read_ahead_after(&read, files, end, max_bytes);
+            return Ok(ReadChunk::Read(read.parts));
+        }
         let mut scanner = BatchScanner::new(&files, end);
         let mut pos = from;
         let (start, first_len) = loop {
@@ -164,15 +186,30 @@ impl Partition {
             }
             pos += len;
         }
-        let len = pos - start;
-        match self.config().cold_reads {
-            ColdReads::Direct => Ok(ReadChunk::Read(files.read(start, len as usize).await?)),
-            ColdReads::Sendfile => Ok(ReadChunk::File(FileSlice {
-                file: files.reader().await?,
-                position: start,
-                len: index_position(len),
-            })),
+        Ok(ReadChunk::File(FileSlice {
+            file: files.reader().await?,
+            position: start,
+            len: index_position(pos - start),
+        }))
+    }
+
+    /// Starts reading the range after `read` (within the segment's
+    /// readable `end`) for the consumer's next fetch (`read_ahead`).
+    fn read_ahead_after(
+        &self,
+        read: &DirectRead,
+        files: Rc<SegmentFiles>,
+        end: u64,
+        max_bytes: usize,
+    ) {
+        let config = self.config();
+        if read.stop >= end || config.read_ahead_bytes == 0 {
+            return;
         }
+        let (from, offset, slack) = (read.stop, read.next, config.index_interval_bytes);
+        let next = async move { read_direct(&files, from, end, offset, max_bytes, slack).await };
+        self.read_ahead
+            .start(offset, max_bytes, config.read_ahead_bytes, next);
     }
 
     /// Where in `files` (readable up to `end`) the batch starting at
@@ -308,5 +345,200 @@ impl Partition {
                 offset = batch.next();
             }
         }
+    }
+}
+
+/// The cold read of `log.cold.reads = direct`: one O_DIRECT read from the
+/// indexed position `from` (at most about `slack`, one index interval,
+/// before the batch holding `offset`) that covers that batch and
+/// `max_bytes` after it; the batch boundaries are found in that buffer,
+/// and only the answer is copied out of it (`read_buffer`). The read's
+/// aligned size is `max_bytes` (a power of two for every client's
+/// default), which the shard's buddy-allocated DMA arena serves without
+/// rounding up. A second read happens only when the first batch is
+/// larger than what the first read covered. `None`: nothing whole at or
+/// after `offset` before `end`.
+async fn read_direct(
+    files: &SegmentFiles,
+    from: u64,
+    end: u64,
+    offset: Offset,
+    max_bytes: usize,
+    slack: u64,
+) -> Result<Option<DirectRead>> {
+    let align = files.dma.alignment().max(1);
+    let mut at = from;
+    let mut len = (max_bytes as u64)
+        .saturating_sub(from % align)
+        .max(slack.max(HEADER_LEN as u64));
+    loop {
+        let want = len.min(end.saturating_sub(at)) as usize;
+        if want == 0 {
+            return Ok(None);
+        }
+        let buf = files.read_dma(at, want).await?;
+        match walk(&buf, at, end, offset.to_i64(), max_bytes as u64) {
+            Walk::Empty => return Ok(None),
+            Walk::Range(start, stop, next) => {
+                let bytes = &buf[(start - at) as usize..(stop - at) as usize];
+                return Ok(Some(DirectRead {
+                    parts: read_buffer::copy(bytes),
+                    stop,
+                    next: Offset::from_i64(next).unwrap_or(offset),
+                }));
+            }
+            Walk::Reread {
+                at: next,
+                len: need,
+            } => {
+                // Progress: the next read starts later or is longer.
+                if next == at && need <= want as u64 {
+                    return Ok(None);
+                }
+                (at, len) = (next, need);
+            }
+        }
+    }
+}
+
+/// What `walk` found in a buffer of a segment's bytes.
+#[derive(Debug, PartialEq, Eq)]
+enum Walk {
+    /// Nothing whole at or after the offset before `end`.
+    Empty,
+    /// The answer: the file's bytes `[start, stop)`, whole batches, and
+    /// the offset after their last record.
+    Range(u64, u64, i64),
+    /// The buffer ends inside the first batch wanted: read `len` bytes
+    /// from `at` (the batch's start) instead.
+    Reread { at: u64, len: u64 },
+}
+
+/// Walks the batch headers in `buf` (the file's bytes from `buf_pos`, the
+/// segment readable up to `end`): from the first batch whose last offset
+/// is at or after `offset`, whole batches within `max_bytes` (the first
+/// one always). A header that does not parse ends the walk, as the end of
+/// the segment does.
+fn walk(buf: &[u8], buf_pos: u64, end: u64, offset: i64, max_bytes: u64) -> Walk {
+    let view_end = end.min(buf_pos + buf.len() as u64);
+    let mut pos = buf_pos;
+    // (first batch's start, where the answer must stop)
+    let mut found: Option<(u64, u64)> = None;
+    // The offset after the last batch walked over.
+    let mut next = offset;
+    loop {
+        let header = (pos + HEADER_LEN as u64 <= view_end)
+            .then(|| batch_header(&buf[(pos - buf_pos) as usize..]))
+            .flatten();
+        let Some((len, last)) = header else {
+            return match found {
+                Some((start, _)) => Walk::Range(start, pos, next),
+                // More of the segment than the buffer holds: read from here.
+                None if pos + (HEADER_LEN as u64) <= end && view_end < end => Walk::Reread {
+                    at: pos,
+                    len: max_bytes.max(HEADER_LEN as u64),
+                },
+                None => Walk::Empty,
+            };
+        };
+        match found {
+            None if last < offset => {}
+            None => {
+                if pos + len > view_end {
+                    return Walk::Reread {
+                        at: pos,
+                        len: len.max(max_bytes),
+                    };
+                }
+                found = Some((pos, end.min(pos + len.max(max_bytes))));
+            }
+            Some((start, limit)) if pos + len > limit.min(view_end) => {
+                return Walk::Range(start, pos, next);
+            }
+            Some(_) => {}
+        }
+        pos += len;
+        next = last + 1;
+    }
+}
+
+/// A batch header's (total length, last offset), if it parses.
+fn batch_header(head: &[u8]) -> Option<(u64, i64)> {
+    let size = peek_batch_size(head).ok()? as u64;
+    let base = i64::from_be_bytes(head.get(0..8)?.try_into().ok()?);
+    let delta = i32::from_be_bytes(head.get(23..27)?.try_into().ok()?);
+    Some((size, base + i64::from(delta)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake segment: batches of the given (base offset, record count,
+    /// total length), back to back; only their headers matter to `walk`.
+    fn segment(batches: &[(i64, i32, usize)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &(base, count, len) in batches {
+            let mut b = vec![0u8; len];
+            b[0..8].copy_from_slice(&base.to_be_bytes());
+            b[8..12].copy_from_slice(&((len - 12) as i32).to_be_bytes());
+            b[16] = 2; // magic
+            b[23..27].copy_from_slice(&(count - 1).to_be_bytes());
+            out.extend_from_slice(&b);
+        }
+        out
+    }
+
+    #[test]
+    fn walk_finds_whole_batches_within_the_limit() {
+        // Offsets 0-9 (100 B), 10-19 (200 B), 20-29 (300 B), 30-39 (400 B).
+        let seg = segment(&[(0, 10, 100), (10, 10, 200), (20, 10, 300), (30, 10, 400)]);
+        let end = seg.len() as u64;
+        // From an offset inside the second batch, 500 bytes: batches 2 and 3.
+        assert_eq!(walk(&seg, 0, end, 15, 500), Walk::Range(100, 600, 30));
+        // The first batch always goes, even past max_bytes.
+        assert_eq!(walk(&seg, 0, end, 30, 10), Walk::Range(600, 1000, 40));
+        // Everything.
+        assert_eq!(walk(&seg, 0, end, 0, 1 << 20), Walk::Range(0, 1000, 40));
+        // Past the last batch.
+        assert_eq!(walk(&seg, 0, end, 40, 100), Walk::Empty);
+        // A readable end before the last batch stops there.
+        assert_eq!(walk(&seg, 0, 600, 0, 1 << 20), Walk::Range(0, 600, 30));
+        assert_eq!(walk(&seg, 0, 600, 30, 1 << 20), Walk::Empty);
+    }
+
+    #[test]
+    fn walk_asks_for_more_when_the_buffer_ends_inside_the_first_batch() {
+        let seg = segment(&[(0, 10, 100), (10, 10, 5000)]);
+        let end = seg.len() as u64;
+        // The buffer holds 1000 bytes: the second batch's header but not the batch.
+        assert_eq!(
+            walk(&seg[..1000], 0, end, 10, 100),
+            Walk::Reread { at: 100, len: 5000 }
+        );
+        // Reread from there: the whole batch.
+        assert_eq!(
+            walk(&seg[100..], 100, end, 10, 100),
+            Walk::Range(100, 5100, 20)
+        );
+        // The buffer ends before the wanted batch's header.
+        assert_eq!(
+            walk(&seg[..50], 0, end, 10, 4096),
+            Walk::Reread { at: 0, len: 4096 }
+        );
+        // A buffer of later batches that stops inside one answers what is whole.
+        let seg = segment(&[(0, 10, 100), (10, 10, 100), (20, 10, 100)]);
+        assert_eq!(
+            walk(&seg[..250], 0, 300, 0, 1 << 20),
+            Walk::Range(0, 200, 20)
+        );
+    }
+
+    #[test]
+    fn walk_stops_at_a_length_that_does_not_parse() {
+        let mut seg = segment(&[(0, 10, 100), (10, 10, 100)]);
+        seg[108..112].fill(0); // the second batch's length: zeros, as past a torn tail
+        assert_eq!(walk(&seg, 0, 200, 0, 1 << 20), Walk::Range(0, 100, 10));
+        assert_eq!(walk(&seg, 0, 200, 10, 1 << 20), Walk::Empty);
     }
 }

@@ -20,7 +20,7 @@ use super::offset::Offset;
 use super::time_index::TimeIndex;
 use super::txn_index::AbortedTxn;
 use bytes::Bytes;
-use glommio::io::{DmaFile, OpenOptions};
+use glommio::io::{DmaFile, OpenOptions, ReadResult};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -106,12 +106,16 @@ impl SegmentFiles {
     }
 
     pub async fn read(&self, position: u64, len: usize) -> Result<Bytes> {
-        let r = self
-            .dma
+        Ok(Bytes::copy_from_slice(&self.read_dma(position, len).await?))
+    }
+
+    /// `len` bytes at `position` (fewer at the end of the file), in the
+    /// shard's DMA buffer: no copy, but not `Send`.
+    pub async fn read_dma(&self, position: u64, len: usize) -> Result<ReadResult> {
+        self.dma
             .read_at(position, len)
             .await
-            .context(|| format!("reading {}@{position}", self.log_path.display()))?;
-        Ok(Bytes::copy_from_slice(&r))
+            .context(|| format!("reading {}@{position}", self.log_path.display()))
     }
 }
 

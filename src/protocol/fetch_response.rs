@@ -134,17 +134,13 @@ impl Writer {
         }
         match records {
             ReadChunk::Empty => {}
-            ReadChunk::Cached(chunks) => {
+            ReadChunk::Cached(chunks) | ReadChunk::Read(chunks) => {
                 self.cut();
                 self.parts.extend(chunks.into_iter().map(Part::Bytes));
             }
             ReadChunk::File(slice) => {
                 self.cut();
                 self.parts.push(Part::File(slice));
-            }
-            ReadChunk::Read(bytes) => {
-                self.cut();
-                self.parts.push(Part::Bytes(bytes));
             }
         }
     }

@@ -107,10 +107,17 @@ impl Call<Shard> for Read {
 
     async fn run(self, shard: &Rc<Shard>) -> ReadReply {
         let generation = shard.log_dir.appended().generation();
-        let mut items = Vec::with_capacity(self.items.len());
         // What is read is held in memory until the answer is sent (cold
         // reads too), so the fetch's budget bounds it here, not only when
-        // the response is cut to size.
+        // the response is cut to size. When every item's limit fits in it
+        // (a consumer's usual fetch) the cold reads go to the disk at once.
+        let asked = self.items.iter().map(|(_, r)| r.max_bytes);
+        if asked.fold(0usize, usize::saturating_add) <= self.budget {
+            let reads = self.items.iter().map(|(tp, r)| shard.read_owned(tp, *r));
+            let items = join_all(reads).await;
+            return ReadReply { generation, items };
+        }
+        let mut items = Vec::with_capacity(self.items.len());
         let mut budget = self.budget;
         for (tp, range) in self.items {
             let range = ReadRange {
