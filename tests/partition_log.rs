@@ -675,3 +675,56 @@ fn a_consumer_reading_from_the_start_gets_each_next_range_read_ahead() {
         plain.close().await.unwrap();
     });
 }
+
+#[test]
+fn flushes_inside_durable_zeros_share_one_fdatasync_across_partitions() {
+    // Proves: once a partition's flushes only overwrite zeroed, synced
+    // blocks, they join the shard's shared fdatasync (one for several
+    // partitions flushing at once), and what they acknowledged reads back
+    // after a reopen without a close.
+    let dir = test_dir();
+    let paths = [dir.path().join("t-0"), dir.path().join("t-1")];
+    run(move || async move {
+        let config = LogConfig {
+            segment_bytes: 1 << 20,
+            zero_ahead_bytes: 256 << 10,
+            ..small_config()
+        };
+        let a = open(&paths[0], config.clone()).await;
+        let b = open(&paths[1], config.clone()).await;
+        let shared_before = strom::log::device_flush::started();
+        let (mut a_syncs, mut b_syncs) = (a.fdatasyncs(), b.fdatasyncs());
+        let mut shared_rounds = 0;
+        for tag in 0..40u64 {
+            for p in [&a, &b] {
+                p.append(vec![batch(tag, 2, 500, 1000)], Durability::Policy)
+                    .await
+                    .unwrap();
+            }
+            let shared = strom::log::device_flush::started();
+            let (x, y) = futures_lite::future::zip(a.flush(), b.flush()).await;
+            x.unwrap();
+            y.unwrap();
+            // Each partition still counts a sync that covers it.
+            assert_eq!(a.fdatasyncs(), a_syncs + 1);
+            assert_eq!(b.fdatasyncs(), b_syncs + 1);
+            (a_syncs, b_syncs) = (a.fdatasyncs(), b.fdatasyncs());
+            // Both shared one fdatasync this round.
+            if strom::log::device_flush::started() == shared + 1 {
+                shared_rounds += 1;
+            }
+        }
+        assert!(
+            shared_rounds >= 30,
+            "{shared_rounds} of 40 rounds shared one fdatasync ({} shared in all)",
+            strom::log::device_flush::started() - shared_before
+        );
+        drop((a, b));
+        for path in &paths {
+            let p = open(path, config.clone()).await;
+            let got: Vec<u64> = read_all(&p, 0).await.iter().map(tag_of).collect();
+            assert_eq!(got, (0..40).collect::<Vec<_>>());
+            p.close().await.unwrap();
+        }
+    });
+}

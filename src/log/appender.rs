@@ -119,10 +119,32 @@ struct WriteProgress {
     /// Zeroing failed once (a full disk, say): the appender stops zeroing
     /// and writes extend the file as they would without it.
     zeroing_failed: bool,
+    /// Every block below this file position is allocated, written and
+    /// inside a file size that an fdatasync of this file made durable: a
+    /// write below it is a pure overwrite, with no metadata to commit.
+    synced_extent: u64,
+    /// Zeroed regions made durable that `synced_extent` has not reached.
+    durable_zeros: VecDeque<(u64, u64)>,
+    /// The furthest block any data write issued so far reaches.
+    issued_extent: u64,
+    align: u64,
     wakers: Vec<Waker>,
 }
 
 impl WriteProgress {
+    /// Extends `synced_extent` to `to`, and over the durable zeroed regions
+    /// that then join it.
+    fn synced_through(&mut self, to: u64) {
+        self.synced_extent = self.synced_extent.max(to);
+        while let Some(&(from, to)) = self.durable_zeros.front() {
+            if from > self.synced_extent {
+                break;
+            }
+            self.synced_extent = self.synced_extent.max(to);
+            self.durable_zeros.pop_front();
+        }
+    }
+
     fn complete(&mut self, seq: u64, result: Result<(), IoFailure>) {
         match result {
             Ok(()) => {
@@ -190,6 +212,12 @@ impl SegmentAppender {
                 error: None,
                 zeroing: None,
                 zeroing_failed: false,
+                // Nothing is known durable yet: the first flush commits
+                // what it must.
+                synced_extent: 0,
+                durable_zeros: VecDeque::new(),
+                issued_extent: 0,
+                align: align as u64,
                 wakers: Vec::new(),
             })),
             next_seq: 0,
@@ -316,9 +344,16 @@ impl SegmentAppender {
         glommio::spawn_local(async move {
             let result = write_zeros(&file, from, to, &progress).await;
             let mut p = progress.borrow_mut();
-            if let Err(e) = result {
-                tracing::warn!("zeroing ahead of the log end stopped: {e}");
-                p.zeroing_failed = true;
+            match result {
+                Ok(()) => {
+                    p.durable_zeros.push_back((from, to));
+                    let synced = p.synced_extent;
+                    p.synced_through(synced);
+                }
+                Err(e) => {
+                    tracing::warn!("zeroing ahead of the log end stopped: {e}");
+                    p.zeroing_failed = true;
+                }
             }
             p.zeroing = None;
             for w in p.wakers.drain(..) {
@@ -360,6 +395,10 @@ impl SegmentAppender {
         let progress = self.progress.clone();
         let want = buf.len();
         let reach = pos + want as u64;
+        {
+            let mut p = self.progress.borrow_mut();
+            p.issued_extent = p.issued_extent.max(reach);
+        }
         glommio::spawn_local(async move {
             if let Some(gate_end) = gate {
                 // Ignore a failure here: the error is already recorded.
@@ -434,6 +473,28 @@ impl WriteWatch {
     /// Resolves once every byte before `end` is in the file.
     pub async fn wait_written(&self, end: u64) -> Result<(), IoFailure> {
         wait_until(&self.0, |p| p.written >= end).await
+    }
+
+    /// True if every data write issued so far is a pure overwrite (see
+    /// `synced_extent`): an fdatasync after them has only the device cache
+    /// to flush (`device_flush`).
+    pub fn overwrites_synced(&self) -> bool {
+        let p = self.0.borrow();
+        p.issued_extent <= p.synced_extent
+    }
+
+    /// The blocks the writes completed so far cover (every block before
+    /// `written`, the last one written padded): what an fdatasync started
+    /// now makes durable, to pass to `synced_through` once it succeeded.
+    pub fn written_extent(&self) -> u64 {
+        let p = self.0.borrow();
+        p.written.next_multiple_of(p.align)
+    }
+
+    /// An fdatasync of this file that started after every write below
+    /// `extent` completed has succeeded.
+    pub fn synced_through(&self, extent: u64) {
+        self.0.borrow_mut().synced_through(extent);
     }
 
     /// Resolves once no zeros are being written. A segment waits for this

@@ -8,6 +8,7 @@
 //! - `control`: transaction markers (control batches).
 //! - `segment`: one `.log` with its `.index` / `.timeindex`; batch scanning.
 //! - `appender`: the O_DIRECT write path of the active segment.
+//! - `device_flush`: one fdatasync shared by a shard's pure-overwrite flushes.
 //! - `index`, `time_index`: the sparse indexes, Kafka's file formats.
 //! - `txn_index`: each segment's aborted transactions (`.txnindex`).
 //! - `tail_cache`: recent batches in memory for consumers at the tail.
@@ -33,6 +34,7 @@ pub mod appender;
 pub mod batch;
 pub mod config;
 pub mod control;
+pub mod device_flush;
 pub mod error;
 pub mod fields;
 pub mod housekeeping;

@@ -34,6 +34,7 @@ use super::appender::{SegmentAppender, WriteWatch};
 use super::batch::{BatchError, RecordBatch};
 use super::config::LogConfig;
 use super::control::{marker_batch, EndMarker, Marker};
+use super::device_flush;
 use super::error::{IoContext, IoFailure, LogError, Result};
 use super::io_probe::DmaReady;
 use super::offset::{LeaderEpoch, Offset, ProducerEpoch, ProducerId};
@@ -688,7 +689,7 @@ impl Partition {
             return self.state.borrow().check_online();
         }
         let _flush = self.flush_lock.acquire_permit(1).await.map_err(closed)?;
-        let (upto, end, watch, files) = {
+        let (upto, end, watch, files, shared) = {
             let mut st = self.state.borrow_mut();
             st.check_online()?;
             if st.durable >= target {
@@ -699,16 +700,36 @@ impl Partition {
             let active = st.active_mut();
             let appender = active.appender.as_mut().expect("active segment appends");
             let end = appender.issue_flush();
-            (upto, end, appender.watch(), active.files.clone())
+            let watch = appender.watch();
+            // Pure overwrites share the shard's next fdatasync (a device
+            // cache flush); anything else commits its own metadata.
+            let files = active.files.clone();
+            let shared = watch
+                .overwrites_synced()
+                .then(|| device_flush::joining(&files.dma));
+            (upto, end, watch, files, shared)
         };
         watch
             .wait_written(end)
             .await
             .map_err(|e| self.go_offline(e))?;
-        let synced = files.dma.fdatasync().await;
+        let is_shared = shared.is_some();
+        let synced = if let Some(joined) = shared {
+            device_flush::flush(joined, &files.dma).await
+        } else {
+            let extent = watch.written_extent();
+            let synced = files.dma.fdatasync().await.map_err(std::io::Error::from);
+            if synced.is_ok() {
+                watch.synced_through(extent);
+            }
+            synced
+        };
         synced.map_err(|e| {
-            let what = format!("fdatasync {}", files.log_path.display());
-            self.go_offline(IoFailure::new(what, e.into()))
+            let what = match is_shared {
+                true => format!("fdatasync shared by {}", files.log_path.display()),
+                false => format!("fdatasync {}", files.log_path.display()),
+            };
+            self.go_offline(IoFailure::new(what, e))
         })?;
         let mut st = self.state.borrow_mut();
         st.fdatasyncs += 1;
