@@ -8,8 +8,10 @@
 //! reads below each partition's last stable offset and gets the aborted
 //! transactions among what it read.
 //!
-//! Record bytes are never copied: hot reads go out as the tail cache's
-//! `Bytes`, cold reads as file ranges for `sendfile` (see `fetch_response`).
+//! Hot reads go out as the tail cache's `Bytes`, uncopied; cold reads as
+//! the pooled blocks of one O_DIRECT read (copied once out of the shard's
+//! DMA buffer, `log::read_buffer`) or as file ranges for `sendfile` (see
+//! `fetch_response`).
 //! A negative partition index is UNKNOWN_TOPIC_OR_PARTITION and a negative
 //! fetch offset of a partition that exists OFFSET_OUT_OF_RANGE, answered
 //! here without a read.
