@@ -653,6 +653,10 @@ fn a_consumer_reading_from_the_start_gets_each_next_range_read_ahead() {
             // The next range is being read ahead, within the budget.
             let held = strom::log::read_ahead::held_bytes();
             assert!(held > 0 && held <= config.read_ahead_bytes, "held {held}");
+            // A consumer at the tail (a hot read) leaves it in place.
+            let tail = p.read(Offset::new(599), 8 << 10).await.unwrap();
+            assert!(matches!(tail, ReadChunk::Cached(_)));
+            assert_eq!(strom::log::read_ahead::held_bytes(), held);
             offset = split(got).last().unwrap().next();
             reads += 1;
         }

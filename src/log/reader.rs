@@ -138,21 +138,19 @@ impl Partition {
             // nothing is read.
             return self.check_offset(offset).map(|()| ReadChunk::Empty);
         }
-        let located = self.locate(offset, max_bytes, upto)?;
+        // Hot reads (another consumer at the tail) leave the read-ahead be.
+        let (files, from, end) = match self.locate(offset, max_bytes, upto)? {
+            Located::Done(chunk) => return Ok(chunk),
+            Located::File { files, from, end } => (files, from, end),
+        };
         if let Some(ahead) = self.read_ahead.take(offset, max_bytes) {
             if let Ok(Some(read)) = ahead.await {
                 if read.next <= upto && offset >= self.log_start() {
-                    if let Located::File { files, end, .. } = located {
-                        self.read_ahead_after(&read, files, end, max_bytes);
-                    }
+                    self.read_ahead_after(&read, files, end, max_bytes);
                     return Ok(ReadChunk::Read(read.parts));
                 }
             }
         }
-        let (files, from, end) = match located {
-            Located::Done(chunk) => return Ok(chunk),
-            Located::File { files, from, end } => (files, from, end),
-        };
         let end = self.position_of(&files, end, upto).await?;
         if self.config().cold_reads == ColdReads::Direct {
             let slack = self.config().index_interval_bytes;
