@@ -13,6 +13,7 @@ use glommio::io::DmaFile;
 use std::io::Write;
 use std::marker::PhantomData;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 const PROBE_FILE: &str = ".dma-probe";
 const PROBE_LEN: usize = 4096;
@@ -33,9 +34,9 @@ pub async fn ensure_dma_reads(data_dir: &Path) -> Result<DmaReady> {
         // Every shard runs this at once: each writes its own file and
         // renames it into place, so no shard reads another's half-written
         // (truncated) probe.
-        let thread = format!("{:?}", std::thread::current().id());
-        let digits: String = thread.chars().filter(char::is_ascii_digit).collect();
-        let own = data_dir.join(format!("{PROBE_FILE}.{}.{digits}", std::process::id()));
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let own = data_dir.join(format!("{PROBE_FILE}.{}.{n}", std::process::id()));
         let mut f =
             std::fs::File::create(&own).context(|| format!("creating {}", own.display()))?;
         f.write_all(&[0x5a; PROBE_LEN])

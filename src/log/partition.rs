@@ -725,10 +725,12 @@ impl Partition {
             synced
         };
         synced.map_err(|e| {
-            let what = match is_shared {
-                true => format!("fdatasync shared by {}", files.log_path.display()),
-                false => format!("fdatasync {}", files.log_path.display()),
+            let how = if is_shared {
+                "fdatasync shared by"
+            } else {
+                "fdatasync"
             };
+            let what = format!("{how} {}", files.log_path.display());
             self.go_offline(IoFailure::new(what, e))
         })?;
         let mut st = self.state.borrow_mut();

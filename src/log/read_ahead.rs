@@ -139,11 +139,6 @@ impl ReadAhead {
             _charge: Charge::new(max_bytes),
         });
     }
-
-    /// Drops the read-ahead, if any.
-    pub fn clear(&self) {
-        drop(self.slot.borrow_mut().take());
-    }
 }
 
 /// Bytes of read-aheads alive on this shard.

@@ -76,7 +76,8 @@ pub fn copy(src: &[u8]) -> Vec<Bytes> {
 }
 
 /// Free blocks this shard holds now.
-pub fn free_blocks() -> usize {
+#[cfg(test)]
+fn free_blocks() -> usize {
     FREE.with(|home| home.lock().unwrap_or_else(PoisonError::into_inner).len())
 }
 

@@ -9,14 +9,16 @@
 //! always a batch's first offset (an open transaction's first batch).
 
 use super::batch::RecordBatch;
-use super::batch::{peek_batch_size, HEADER_LEN};
+use super::batch::HEADER_LEN;
 use super::config::ColdReads;
 use super::error::{LogError, Result};
 use super::offset::{Offset, ProducerId};
 use super::partition::Partition;
 use super::read_ahead::DirectRead;
 use super::read_buffer;
-use super::segment::{index_position, BatchScanner, FileSlice, Scanned, SegmentFiles};
+use super::segment::{
+    header_fields, index_position, BatchScanner, FileSlice, Scanned, SegmentFiles,
+};
 use super::txn_index;
 use bytes::Bytes;
 use std::rc::Rc;
@@ -426,9 +428,9 @@ fn walk(buf: &[u8], buf_pos: u64, end: u64, offset: i64, max_bytes: u64) -> Walk
     let mut next = offset;
     loop {
         let header = (pos + HEADER_LEN as u64 <= view_end)
-            .then(|| batch_header(&buf[(pos - buf_pos) as usize..]))
+            .then(|| header_fields(&buf[(pos - buf_pos) as usize..]))
             .flatten();
-        let Some((len, last)) = header else {
+        let Some((len, _, last)) = header else {
             return match found {
                 Some((start, _)) => Walk::Range(start, pos, next),
                 // More of the segment than the buffer holds: read from here.
@@ -458,14 +460,6 @@ fn walk(buf: &[u8], buf_pos: u64, end: u64, offset: i64, max_bytes: u64) -> Walk
         pos += len;
         next = last + 1;
     }
-}
-
-/// A batch header's (total length, last offset), if it parses.
-fn batch_header(head: &[u8]) -> Option<(u64, i64)> {
-    let size = peek_batch_size(head).ok()? as u64;
-    let base = i64::from_be_bytes(head.get(0..8)?.try_into().ok()?);
-    let delta = i32::from_be_bytes(head.get(23..27)?.try_into().ok()?);
-    Some((size, base + i64::from(delta)))
 }
 
 #[cfg(test)]

@@ -207,11 +207,21 @@ pub fn index_position(position: u64) -> u32 {
     u32::try_from(position).expect("positions in a segment fit u32 (segment.bytes <= i32::MAX)")
 }
 
-/// Walks batches of a segment file with large DMA reads.
+/// A batch header's (total length, base offset, last offset), if its
+/// length parses; `head` holds at least `HEADER_LEN` bytes.
+pub fn header_fields(head: &[u8]) -> Option<(u64, i64, i64)> {
+    let size = peek_batch_size(head).ok()? as u64;
+    let base = i64::from_be_bytes(head.get(0..8)?.try_into().ok()?);
+    let delta = i32::from_be_bytes(head.get(23..27)?.try_into().ok()?);
+    Some((size, base, base + i64::from(delta)))
+}
+
+/// Walks batches of a segment file with large DMA reads. Headers are read
+/// in the DMA buffer; only a whole batch asked for is copied out.
 pub struct BatchScanner<'a> {
     files: &'a SegmentFiles,
     window_pos: u64,
-    window: Bytes,
+    window: ReadResult,
     end: u64,
 }
 
@@ -229,12 +239,13 @@ impl<'a> BatchScanner<'a> {
         BatchScanner {
             files,
             window_pos: 0,
-            window: Bytes::new(),
+            window: ReadResult::default(),
             end,
         }
     }
 
-    async fn bytes_at(&mut self, pos: u64, len: usize) -> Result<Option<Bytes>> {
+    /// The `len` bytes at `pos`, in the window.
+    async fn bytes_at(&mut self, pos: u64, len: usize) -> Result<Option<&[u8]>> {
         if pos + len as u64 > self.end {
             return Ok(None);
         }
@@ -242,27 +253,22 @@ impl<'a> BatchScanner<'a> {
             && pos + len as u64 <= self.window_pos + self.window.len() as u64;
         if !in_window {
             let want = (self.end - pos).min(SCAN_WINDOW.max(len) as u64) as usize;
-            self.window = self.files.read(pos, want).await?;
+            self.window = self.files.read_dma(pos, want).await?;
             self.window_pos = pos;
             if self.window.len() < len {
                 return Ok(None);
             }
         }
         let at = (pos - self.window_pos) as usize;
-        Ok(Some(self.window.slice(at..at + len)))
+        Ok(Some(&self.window[at..at + len]))
     }
 
     /// The batch header (61 bytes) at `pos`, without its records.
     pub async fn header(&mut self, pos: u64) -> Result<Option<(u64, i64, i64)>> {
-        let Some(head) = self.bytes_at(pos, HEADER_LEN).await? else {
-            return Ok(None);
-        };
-        let Ok(size) = peek_batch_size(&head) else {
-            return Ok(None);
-        };
-        let base = i64::from_be_bytes(head[0..8].try_into().expect("8 bytes"));
-        let delta = i32::from_be_bytes(head[23..27].try_into().expect("4 bytes"));
-        Ok(Some((size as u64, base, base + i64::from(delta))))
+        Ok(self
+            .bytes_at(pos, HEADER_LEN)
+            .await?
+            .and_then(header_fields))
     }
 
     /// The whole, validated batch at `pos`.
@@ -270,13 +276,14 @@ impl<'a> BatchScanner<'a> {
         let Some(head) = self.bytes_at(pos, LOG_OVERHEAD).await? else {
             return Ok(Scanned::End);
         };
-        let size = match peek_batch_size(&head) {
+        let size = match peek_batch_size(head) {
             Ok(size) => size,
             Err(e) => return Ok(Scanned::Corrupt(e.to_string())),
         };
-        let Some(mut raw) = self.bytes_at(pos, size).await? else {
+        let Some(raw) = self.bytes_at(pos, size).await? else {
             return Ok(Scanned::End);
         };
+        let mut raw = Bytes::copy_from_slice(raw);
         let batch = match RecordBatch::split_first(&mut raw) {
             Ok(b) => b,
             Err(e) => return Ok(Scanned::Corrupt(e.to_string())),
