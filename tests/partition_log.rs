@@ -5,7 +5,7 @@ mod common;
 
 use common::{batch, open, read_all, run, small_config, split, tag_of, test_dir};
 use strom::log::{
-    BatchError, ColdReads, Durability, LogConfig, LogError, Offset, Partition, ReadChunk,
+    BatchError, ColdReads, Durability, Flushed, LogConfig, LogError, Offset, Partition, ReadChunk,
 };
 
 #[test]
@@ -730,5 +730,58 @@ fn flushes_inside_durable_zeros_share_one_fdatasync_across_partitions() {
             assert_eq!(got, (0..40).collect::<Vec<_>>());
             p.close().await.unwrap();
         }
+    });
+}
+
+#[test]
+fn a_pure_overwrite_leaves_its_fdatasync_to_the_caller_that_flushes_the_device() {
+    // Proves: an acks=all flush on an owner shard whose writes only
+    // overwrite synced blocks returns once written, without an fdatasync,
+    // when the caller says it fdatasyncs the same device; any other flush
+    // (first writes, another device) fdatasyncs as before; and what was
+    // written reads back after a reopen without a close.
+    let dir = test_dir();
+    let path = dir.path().join("t-0");
+    run(move || async move {
+        let config = LogConfig {
+            segment_bytes: 1 << 20,
+            zero_ahead_bytes: 256 << 10,
+            ..small_config()
+        };
+        let p = open(&path, config.clone()).await;
+        let probe = glommio::io::DmaFile::open(path.join("00000000000000000000.log"))
+            .await
+            .expect("segment");
+        let device = strom::log::device_flush::device_of(&probe);
+        let elsewhere = (u32::MAX, u32::MAX);
+        let (mut deferred, mut own) = (0, 0);
+        for tag in 0..40u64 {
+            p.append(vec![batch(tag, 2, 500, 1000)], Durability::Policy)
+                .await
+                .unwrap();
+            let (syncs, shared) = (p.fdatasyncs(), strom::log::device_flush::started());
+            let caller = if tag % 4 == 3 { elsewhere } else { device };
+            match p.flush_or_defer(Some(caller)).await.unwrap() {
+                Flushed::AwaitsDeviceFlush => {
+                    assert_eq!(caller, device, "deferred to a caller on another device");
+                    assert_eq!(p.fdatasyncs(), syncs, "a deferred flush fdatasynced");
+                    assert_eq!(strom::log::device_flush::started(), shared);
+                    deferred += 1;
+                }
+                Flushed::Durable => {
+                    assert_eq!(p.fdatasyncs(), syncs + 1);
+                    own += 1;
+                }
+            }
+        }
+        // The first flushes extend the file (its metadata must be
+        // committed); after them every same-device flush is deferred.
+        assert!(deferred >= 25, "{deferred} deferred, {own} fdatasynced");
+        assert!(own >= 10, "{own} fdatasynced");
+        drop((p, probe));
+        let p = open(&path, config).await;
+        let got: Vec<u64> = read_all(&p, 0).await.iter().map(tag_of).collect();
+        assert_eq!(got, (0..40).collect::<Vec<_>>());
+        p.close().await.unwrap();
     });
 }

@@ -16,6 +16,13 @@
 //! fdatasyncs its own file, as before. The argument, and what it saved, is
 //! in tuning.md.
 //!
+//! The same holds across shards: a partition owner whose flush is a pure
+//! overwrite can leave the fdatasync to the shard that asked it to append
+//! (`Partition::flush_or_defer`), once its writes completed; that shard
+//! answers the client only after its own fdatasync of the device, started
+//! after the owner's reply arrived, so one produce request spanning shards
+//! pays one device flush, not one per shard.
+//!
 //! Invariant: a caller's writes completed before it called `flush`, and it
 //! returns only after an fdatasync of the same device that started after
 //! the call; if that fdatasync failed, every caller it covered gets the
@@ -55,7 +62,12 @@ impl State {
 }
 
 /// A block device: (major, minor).
-type Device = (u32, u32);
+pub type Device = (u32, u32);
+
+/// The device `file` lives on.
+pub fn device_of(file: &DmaFile) -> Device {
+    (file.dev_major(), file.dev_minor())
+}
 
 thread_local! {
     /// Per device (major, minor): a cache flush covers one device only.
@@ -63,7 +75,7 @@ thread_local! {
 }
 
 fn state_of(file: &DmaFile) -> Rc<RefCell<State>> {
-    let device = (file.dev_major(), file.dev_minor());
+    let device = device_of(file);
     DEVICES.with(|d| d.borrow_mut().entry(device).or_default().clone())
 }
 

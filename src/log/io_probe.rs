@@ -15,7 +15,7 @@ use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-const PROBE_FILE: &str = ".dma-probe";
+pub(super) const PROBE_FILE: &str = ".dma-probe";
 const PROBE_LEN: usize = 4096;
 
 /// Proof that this thread ran the probe. Not `Send`: the probe's answer is

@@ -12,11 +12,13 @@
 
 use super::append_signal::AppendSignal;
 use super::config::LogConfig;
+use super::device_flush::{self, Device};
 use super::error::{IoContext, Result};
 use super::housekeeping;
-use super::io_probe::{ensure_dma_reads, DmaReady};
+use super::io_probe::{ensure_dma_reads, DmaReady, PROBE_FILE};
 use super::partition::Partition;
 use super::topic_partition::TopicPartition;
+use glommio::io::DmaFile;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -24,6 +26,10 @@ pub struct LogDir {
     root: PathBuf,
     dma: DmaReady,
     appended: Rc<AppendSignal>,
+    /// A file on the data directory's device (the probe's), kept open so
+    /// this shard can fdatasync the device for partitions of other shards
+    /// (`device_flush`).
+    flush_anchor: DmaFile,
 }
 
 impl LogDir {
@@ -31,11 +37,32 @@ impl LogDir {
     /// be opened on this thread.
     pub async fn open(root: &Path) -> Result<LogDir> {
         let dma = ensure_dma_reads(root).await?;
+        let anchor = root.join(PROBE_FILE);
+        let flush_anchor = DmaFile::open(&anchor).await;
+        let flush_anchor = flush_anchor.context(|| format!("opening {}", anchor.display()))?;
         Ok(LogDir {
             root: root.to_path_buf(),
             dma,
             appended: Rc::default(),
+            flush_anchor,
         })
+    }
+
+    /// The data directory's device.
+    pub fn device(&self) -> Device {
+        device_flush::device_of(&self.flush_anchor)
+    }
+
+    /// Makes every write to the data directory's device that completed
+    /// before the call durable: the fdatasync owed for appends answered
+    /// `Flushed::AwaitsDeviceFlush`, shared with this shard's other
+    /// pure-overwrite flushes.
+    pub async fn flush_device(&self) -> std::io::Result<()> {
+        let joined = device_flush::joining(&self.flush_anchor);
+        // Let the other requests whose owners answered in the same wake-up
+        // reach here first, so they share this fdatasync.
+        futures_lite::future::yield_now().await;
+        device_flush::flush(joined, &self.flush_anchor).await
     }
 
     pub fn root(&self) -> &Path {

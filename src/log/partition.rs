@@ -34,7 +34,7 @@ use super::appender::{SegmentAppender, WriteWatch};
 use super::batch::{BatchError, RecordBatch};
 use super::config::LogConfig;
 use super::control::{marker_batch, EndMarker, Marker};
-use super::device_flush;
+use super::device_flush::{self, Device};
 use super::error::{IoContext, IoFailure, LogError, Result};
 use super::io_probe::DmaReady;
 use super::offset::{LeaderEpoch, Offset, ProducerEpoch, ProducerId};
@@ -80,6 +80,15 @@ pub struct AppendInfo {
     /// For a producer's retry of a stored batch: that batch's max
     /// timestamp, which Kafka answers as the log append time.
     pub retried_timestamp: Option<i64>,
+}
+
+/// How far a flush went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flushed {
+    /// fdatasync'ed (or nothing was left to flush).
+    Durable,
+    /// Written; durable once the caller's fdatasync of the device succeeds.
+    AwaitsDeviceFlush,
 }
 
 /// An append whose batches are readable, and the durability it was asked
@@ -421,19 +430,35 @@ impl Partition {
     /// as in Kafka's append; `flush.ms` is the housekeeping timer's, so an
     /// acks=1 producer never waits for it.
     pub async fn settle(&self, appended: Appended) -> Result<AppendInfo> {
-        if appended.durability == Durability::Synced || self.flush_due_by_count() {
+        self.settle_or_defer(appended, None)
+            .await
+            .map(|(info, _)| info)
+    }
+
+    /// `settle`, with acks=all's flush as `flush_or_defer(caller_flushes)`:
+    /// also says whether the append awaits the caller's device flush.
+    pub async fn settle_or_defer(
+        &self,
+        appended: Appended,
+        caller_flushes: Option<Device>,
+    ) -> Result<(AppendInfo, Flushed)> {
+        let mut flushed = Flushed::Durable;
+        if appended.durability == Durability::Synced {
+            flushed = self.flush_or_defer(caller_flushes).await?;
+        } else if self.flush_due_by_count() {
             self.flush().await?;
         }
         let sync_wait = match appended.durability {
             Durability::Synced => appended.readable.elapsed(),
             Durability::Policy => Duration::ZERO,
         };
-        Ok(AppendInfo {
+        let info = AppendInfo {
             base_offset: appended.base_offset,
             last_offset: appended.last_offset,
             sync_wait,
             retried_timestamp: appended.retried_timestamp,
-        })
+        };
+        Ok((info, flushed))
     }
 
     /// The transaction coordinator put this partition in `producer`'s
@@ -684,16 +709,31 @@ impl Partition {
 
     /// Makes everything appended before this call durable (fdatasync).
     pub async fn flush(&self) -> Result<()> {
+        self.flush_or_defer(None).await.map(|_| ())
+    }
+
+    /// `flush`, except that when `caller_flushes` names this partition's
+    /// device and the writes to flush are pure overwrites of the synced
+    /// extent, it returns once they are written, without an fdatasync:
+    /// `Flushed::AwaitsDeviceFlush`. The data is then durable only after
+    /// the caller's fdatasync of that device, started after this returned,
+    /// succeeds (`device_flush`), and this partition still counts it as
+    /// not durable (its own flush policy flushes it again later).
+    pub async fn flush_or_defer(&self, caller_flushes: Option<Device>) -> Result<Flushed> {
         let target = self.state.borrow().next;
         if self.state.borrow().durable >= target {
-            return self.state.borrow().check_online();
+            return self
+                .state
+                .borrow()
+                .check_online()
+                .map(|()| Flushed::Durable);
         }
         let _flush = self.flush_lock.acquire_permit(1).await.map_err(closed)?;
-        let (upto, end, watch, files, shared) = {
+        let (upto, end, watch, files, deferred, shared) = {
             let mut st = self.state.borrow_mut();
             st.check_online()?;
             if st.durable >= target {
-                return Ok(());
+                return Ok(Flushed::Durable);
             }
             let upto = st.next;
             st.appended_during_flush_ms = Some(None);
@@ -702,17 +742,24 @@ impl Partition {
             let end = appender.issue_flush();
             let watch = appender.watch();
             // Pure overwrites share the shard's next fdatasync (a device
-            // cache flush); anything else commits its own metadata.
+            // cache flush), or the caller's; anything else commits its own
+            // metadata.
             let files = active.files.clone();
-            let shared = watch
-                .overwrites_synced()
-                .then(|| device_flush::joining(&files.dma));
-            (upto, end, watch, files, shared)
+            let pure = watch.overwrites_synced();
+            let deferred = pure && caller_flushes == Some(device_flush::device_of(&files.dma));
+            let shared = (pure && !deferred).then(|| device_flush::joining(&files.dma));
+            (upto, end, watch, files, deferred, shared)
         };
         watch
             .wait_written(end)
             .await
             .map_err(|e| self.go_offline(e))?;
+        if deferred {
+            // Not durable yet: what was appended meanwhile is not the
+            // oldest unflushed record, `unflushed_since_ms` still is.
+            self.state.borrow_mut().appended_during_flush_ms = None;
+            return Ok(Flushed::AwaitsDeviceFlush);
+        }
         let is_shared = shared.is_some();
         let synced = if let Some(joined) = shared {
             device_flush::flush(joined, &files.dma).await
@@ -740,7 +787,14 @@ impl Partition {
         let since = st.appended_during_flush_ms.take().flatten();
         st.unflushed_since_ms = if st.durable == st.next { None } else { since };
         st.check_positions();
-        Ok(())
+        Ok(Flushed::Durable)
+    }
+
+    /// Takes the partition offline because an fdatasync that was to cover
+    /// its writes (another shard's, after `Flushed::AwaitsDeviceFlush`)
+    /// failed.
+    pub fn covering_flush_failed(&self, failure: IoFailure) {
+        let _ = self.go_offline(failure);
     }
 
     /// True if `flush.messages` or `flush.ms` asks for a flush now.

@@ -9,16 +9,20 @@
 //! `owner_calls` is the other side: what each owner runs.
 
 use super::owner_calls::{
-    DeleteRecords, DescribeProducers, ExpectTransaction, Fetched, ListOffsets, OffsetAt,
-    OffsetQuery, Produce, Produced, Read, ReadRange, TakeMetrics, WatchAppends, WriteMarkers,
+    CoveringFlushFailed, DeleteRecords, DescribeProducers, ExpectTransaction, Fetched, ListOffsets,
+    OffsetAt, OffsetQuery, Produce, Produced, Read, ReadRange, TakeMetrics, WatchAppends,
+    WriteMarkers,
 };
 use super::ownership::ShardId;
 use super::router::{Call, ShardGone};
 use super::{Shard, ShardError};
 use crate::log::control::TxnEnd;
 use crate::log::producer_snapshot::SnapshotEntry;
-use crate::log::{Durability, Offset, ProducerEpoch, ProducerId, TopicPartition};
+use crate::log::{
+    Durability, IoFailure, LogError, Offset, ProducerEpoch, ProducerId, TopicPartition,
+};
 use crate::metrics::Snapshot;
+use crate::metrics::Stage;
 use bytes::Bytes;
 use futures_lite::future;
 use futures_util::future::{join_all, select_all};
@@ -137,8 +141,45 @@ impl Shard {
         durability: Durability,
         items: Vec<(TopicPartition, Bytes)>,
     ) -> Vec<Result<Produced, ShardError>> {
-        let make = |items| Produce { durability, items };
-        self.per_owner(items, make, |_, produced| produced).await
+        // acks=all: owners whose writes are pure overwrites of the device
+        // leave their fdatasync to this shard, so a request that spans
+        // shards pays one device flush, after every owner's writes.
+        let caller_flushes = (durability == Durability::Synced).then(|| self.log_dir.device());
+        let tps: Vec<TopicPartition> = match caller_flushes {
+            Some(_) => items.iter().map(|(tp, _)| tp.clone()).collect(),
+            None => Vec::new(),
+        };
+        let make = |items| Produce {
+            durability,
+            items,
+            caller_flushes,
+        };
+        let mut produced = self.per_owner(items, make, |_, produced| produced).await;
+        let owed =
+            |r: &Result<Produced, ShardError>| r.as_ref().is_ok_and(|p| p.awaits_device_flush);
+        if !produced.iter().any(owed) {
+            return produced;
+        }
+        let started = Instant::now();
+        let flushed = self.log_dir.flush_device().await;
+        self.metrics.since(Stage::FsyncWait, started);
+        if let Err(e) = flushed {
+            let what = format!("fdatasync of {} for produce", self.log_dir.root().display());
+            let failure = IoFailure::new(what, e);
+            let mut offline = Vec::new();
+            for (i, r) in produced.iter_mut().enumerate() {
+                if owed(r) {
+                    *r = Err(LogError::Offline(failure.clone()).into());
+                    offline.push((tps[i].clone(), ()));
+                }
+            }
+            let make = |items| CoveringFlushFailed {
+                items,
+                failure: failure.clone(),
+            };
+            self.per_owner(offline, make, |_, done| done).await;
+        }
+        produced
     }
 
     /// Reads each item on its owner. Also returns, per shard involved, its

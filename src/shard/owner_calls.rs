@@ -13,8 +13,8 @@ use crate::log::control::TxnEnd;
 use crate::log::partition::now_ms;
 use crate::log::producer_snapshot::SnapshotEntry;
 use crate::log::{
-    Appended, Durability, LogError, Offset, Partition, ProducerEpoch, ProducerId, ReadChunk,
-    RecordBatch, TopicPartition,
+    Appended, Device, Durability, Flushed, IoFailure, LogError, Offset, Partition, ProducerEpoch,
+    ProducerId, ReadChunk, RecordBatch, TopicPartition,
 };
 use crate::metrics::{Snapshot, Stage};
 use bytes::Bytes;
@@ -24,10 +24,14 @@ use std::rc::Rc;
 use std::time::Instant;
 
 /// Appends each item's record set (a produce request's share for this
-/// shard), as durable as `durability` says before the reply.
+/// shard), as durable as `durability` says before the reply — except
+/// where `caller_flushes` lets a pure overwrite leave its fdatasync to the
+/// caller (`Partition::flush_or_defer`).
 pub struct Produce {
     pub durability: Durability,
     pub items: Vec<(TopicPartition, Bytes)>,
+    /// The device the caller fdatasyncs after the reply, if it does.
+    pub caller_flushes: Option<Device>,
 }
 
 /// Where one produced record set went.
@@ -37,6 +41,8 @@ pub struct Produced {
     pub log_start: Offset,
     /// Set for an idempotent producer's retry (see `AppendInfo`).
     pub log_append_time: Option<i64>,
+    /// Written, and durable only once the caller's device flush succeeds.
+    pub awaits_device_flush: bool,
 }
 
 impl Call<Shard> for Produce {
@@ -51,19 +57,43 @@ impl Call<Shard> for Produce {
         for (tp, records) in self.items {
             appended.push(shard.append(tp, records, self.durability).await);
         }
+        let caller_flushes = self.caller_flushes;
         let settles = appended.into_iter().map(|a| async move {
             let (partition, appended) = a?;
-            let info = partition.settle(appended).await?;
-            if self.durability == Durability::Synced {
+            let (info, flushed) = partition.settle_or_defer(appended, caller_flushes).await?;
+            let awaits_device_flush = flushed == Flushed::AwaitsDeviceFlush;
+            if self.durability == Durability::Synced && !awaits_device_flush {
                 shard.metrics.record(Stage::FsyncWait, info.sync_wait);
             }
             Ok(Produced {
                 base_offset: info.base_offset,
                 log_start: partition.log_start(),
                 log_append_time: info.retried_timestamp,
+                awaits_device_flush,
             })
         });
         join_all(settles).await
+    }
+}
+
+/// The caller's fdatasync that was to make these partitions' writes
+/// durable (`Produced::awaits_device_flush`) failed: they go offline.
+pub struct CoveringFlushFailed {
+    pub items: Vec<(TopicPartition, ())>,
+    pub failure: IoFailure,
+}
+
+impl Call<Shard> for CoveringFlushFailed {
+    type Reply = Vec<Result<(), ShardError>>;
+
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        let failure = self.failure;
+        (self.items.into_iter())
+            .map(|(tp, ())| {
+                shard.owned(&tp)?.covering_flush_failed(failure.clone());
+                Ok(())
+            })
+            .collect()
     }
 }
 
