@@ -31,6 +31,12 @@ pub struct BrokerConfig {
     /// client asks (Kafka's default, 55 MiB; at least 1024). Cold reads
     /// hold at most this much in memory per fetch and owner shard.
     pub fetch_max_bytes: usize,
+    /// `max.broker.partitions` (KIP-578): partitions this broker holds at
+    /// most, counted over the topic table; CreateTopics and
+    /// CreatePartitions past it are refused. The file descriptors left
+    /// bound it too (`shard::partition_budget`). Default: no limit but
+    /// that.
+    pub max_broker_partitions: u64,
     /// Broker-wide defaults of every topic's log (`log.segment.bytes`, ...).
     pub log: LogConfig,
     /// strom (`connection.pipeline.depth`): requests of one connection
@@ -160,6 +166,7 @@ impl BrokerConfig {
             auto_create_topics: true,
             socket_request_max_bytes: 100 << 20,
             fetch_max_bytes: 55 << 20,
+            max_broker_partitions: i32::MAX.unsigned_abs().into(),
             log: LogConfig::default(),
             pipeline_depth: 8,
             metrics_listen: METRICS_LISTEN_DEFAULT.parse().ok(),
@@ -290,6 +297,7 @@ impl BrokerConfig {
                 self.auto_create_topics = s.value.parse().map_err(|_| s.invalid("not a boolean"))?
             }
             "fetch.max.bytes" => self.fetch_max_bytes = s.clamped(1024, i64::MAX)? as usize,
+            "max.broker.partitions" => self.max_broker_partitions = s.clamped(0, i64::MAX)? as u64,
             "socket.request.max.bytes" => {
                 self.socket_request_max_bytes = s.clamped(64, i64::MAX)? as usize
             }

@@ -114,6 +114,10 @@ struct ServeArgs {
     /// (shard.blocking.threads) [default: 4].
     #[arg(long)]
     blocking_threads: Option<usize>,
+    /// Partitions this broker holds at most (max.broker.partitions)
+    /// [default: no limit but the file descriptors left].
+    #[arg(long)]
+    max_broker_partitions: Option<u64>,
     /// Test hook: a produce to this topic panics its owner shard.
     #[arg(long, hide = true)]
     crash_on_produce_to: Option<String>,
@@ -251,6 +255,11 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
             as_text(args.pipeline_depth),
         ),
         ("--metrics-listen", "metrics.listen", args.metrics_listen),
+        (
+            "--max-broker-partitions",
+            "max.broker.partitions",
+            args.max_broker_partitions.map(|n| n.to_string()),
+        ),
     ];
     for (flag, key, value) in flags {
         if let Some(v) = value {

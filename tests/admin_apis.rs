@@ -1,6 +1,7 @@
 //! Topic administration through librdkafka's admin API against the real
 //! binary: CreatePartitions, DescribeConfigs, AlterConfigs, DeleteTopics,
-//! and Kafka's error codes for what is refused. Changes survive a restart.
+//! and Kafka's error codes for what is refused, including partitions past
+//! what the broker can hold. Changes survive a restart.
 
 mod common;
 
@@ -161,4 +162,100 @@ fn topics_grow_change_configs_and_refuse_bad_requests() {
         missing[0].as_ref().unwrap_err().1,
         RDKafkaErrorCode::UnknownTopicOrPartition
     );
+}
+
+fn create(
+    a: &AdminClient<DefaultClientContext>,
+    name: &str,
+    partitions: i32,
+) -> Result<(), RDKafkaErrorCode> {
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let results = block_on(a.create_topics([&topic], &opts())).unwrap();
+    results[0].clone().map(|_| ()).map_err(|(_, code)| code)
+}
+
+fn grow(
+    a: &AdminClient<DefaultClientContext>,
+    name: &str,
+    partitions: usize,
+) -> Result<(), RDKafkaErrorCode> {
+    let results =
+        block_on(a.create_partitions([&NewPartitions::new(name, partitions)], &opts())).unwrap();
+    results[0].clone().map(|_| ()).map_err(|(_, code)| code)
+}
+
+fn topic_names(a: &AdminClient<DefaultClientContext>) -> Vec<String> {
+    let md = a
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(10))
+        .unwrap();
+    md.topics().iter().map(|t| t.name().to_string()).collect()
+}
+
+#[test]
+fn partitions_past_what_the_broker_can_hold_are_refused_and_never_half_created() {
+    // Proves: CreateTopics and CreatePartitions past max.broker.partitions,
+    // or past the file descriptors the process has left, get
+    // POLICY_VIOLATION and a log line naming the limit; what fits is still
+    // created; nothing refused exists after a restart.
+    let dir = test_dir();
+    let data = dir.path().join("data");
+    let mut broker = Broker::start_with(&data, &["--max-broker-partitions", "40"]);
+    let a = admin(&broker.addr);
+    assert_eq!(create(&a, "fits", 30), Ok(()));
+    assert_eq!(
+        create(&a, "over", 20),
+        Err(RDKafkaErrorCode::PolicyViolation)
+    );
+    assert_eq!(grow(&a, "fits", 50), Err(RDKafkaErrorCode::PolicyViolation));
+    assert_eq!(grow(&a, "fits", 40), Ok(()));
+    assert!(
+        broker.log_text().contains("over max.broker.partitions 40"),
+        "{}",
+        broker.log_text()
+    );
+    drop(a);
+    broker.stop();
+
+    // The descriptor budget: the same broker without the maximum, its
+    // RLIMIT_NOFILE lowered while it runs to leave room for ~100 more.
+    let mut broker = Broker::start(&data);
+    let a = admin(&broker.addr);
+    assert_eq!(partitions_of(&a, "fits"), 40);
+    assert!(!topic_names(&a).contains(&"over".to_string()));
+    let pid = broker.pid();
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    let limit = open + 1024 + 100;
+    let lowered = std::process::Command::new("prlimit")
+        .args([
+            "--pid",
+            &pid.to_string(),
+            &format!("--nofile={limit}:"),
+        ])
+        .status()
+        .expect("prlimit");
+    assert!(lowered.success());
+    assert_eq!(
+        create(&a, "many", 500),
+        Err(RDKafkaErrorCode::PolicyViolation)
+    );
+    assert!(
+        broker
+            .log_text()
+            .contains(&format!("RLIMIT_NOFILE {limit}")),
+        "{}",
+        broker.log_text()
+    );
+    assert_eq!(create(&a, "some", 20), Ok(()));
+    assert_eq!(partitions_of(&a, "some"), 20);
+    drop(a);
+    broker.stop();
+    let broker = Broker::start(&data);
+    let a = admin(&broker.addr);
+    let names = topic_names(&a);
+    assert!(names.contains(&"some".to_string()) && names.contains(&"fits".to_string()));
+    assert!(!names.contains(&"many".to_string()) && !names.contains(&"over".to_string()));
+    assert!(!data.join("many-0").exists() && !data.join("over-0").exists());
 }

@@ -504,3 +504,70 @@ fn a_consumer_catching_up_from_the_start_reads_every_byte_through_read_ahead() {
         check(&c, from);
     }
 }
+
+#[test]
+fn running_out_of_file_descriptors_pauses_accepts_and_keeps_connections_served() {
+    // Proves: when the broker cannot accept (EMFILE), connections it
+    // already has keep working, the failure is logged a few times with
+    // backoff (not in a tight loop), and once descriptors are free again
+    // new clients connect and see everything.
+    let dir = test_dir();
+    let broker = Broker::start(&dir.path().join("data"));
+    create_topic(&broker.addr, "fds", 2, &[]);
+    let p = producer(&broker.addr, &[]);
+    let first = (0..50)
+        .map(|i| format!("before-{i}").into_bytes())
+        .collect::<Vec<_>>();
+    send_all(
+        &p,
+        first
+            .iter()
+            .map(|v| BaseRecord::to("fds").payload(&v[..]).key(&b"k"[..])),
+    );
+
+    let pid = broker.pid().to_string();
+    let prlimit = |n: usize| {
+        let ok = std::process::Command::new("prlimit")
+            .args(["--pid", &pid, &format!("--nofile={n}:")])
+            .status()
+            .expect("prlimit");
+        assert!(ok.success());
+    };
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    prlimit(open + 4);
+    // Connections the kernel completes but the broker cannot accept.
+    let waiting: Vec<_> = (0..40)
+        .map(|_| std::net::TcpStream::connect(&broker.addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let second = (0..50)
+        .map(|i| format!("during-{i}").into_bytes())
+        .collect::<Vec<_>>();
+    send_all(
+        &p,
+        second
+            .iter()
+            .map(|v| BaseRecord::to("fds").payload(&v[..]).key(&b"k"[..])),
+    );
+    let log = broker.log_text();
+    let failures = log.matches("accept failed").count();
+    assert!(
+        (1..=12).contains(&failures),
+        "{failures} accept failures logged: {log}"
+    );
+
+    drop(waiting);
+    prlimit(open + 1000);
+    let c = consumer(&broker.addr);
+    assign_all(&c, "fds", 2, Offset::Beginning);
+    let got = consume(&c, 100);
+    let values: Vec<&[u8]> = got.iter().map(|m| m.payload().unwrap()).collect();
+    let want: Vec<&[u8]> = first.iter().chain(&second).map(|v| &v[..]).collect();
+    assert_eq!(
+        values, want,
+        "one key, one partition: every message in order"
+    );
+    assert!(broker.log_text().contains("accepting connections again"));
+}

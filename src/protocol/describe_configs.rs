@@ -88,6 +88,10 @@ fn broker_configs(shard: &Shard) -> Vec<(String, String, i8)> {
             c.socket_request_max_bytes.to_string(),
         ),
         ("log.dirs".to_string(), c.data_dir.display().to_string()),
+        (
+            "max.broker.partitions".to_string(),
+            c.max_broker_partitions.to_string(),
+        ),
     ];
     for (k, v) in c.log.describe() {
         out.push((format!("log.{k}"), v));

@@ -42,6 +42,7 @@ pub enum ErrorCode {
     InvalidReplicaAssignment = 39,
     InvalidConfig = 40,
     InvalidRequest = 42,
+    PolicyViolation = 44,
     UnknownServerError = -1,
     OutOfOrderSequenceNumber = 45,
     InvalidProducerEpoch = 47,
@@ -180,6 +181,7 @@ impl From<&TopicError> for ErrorCode {
             }
             TopicError::Unknown(_) => ErrorCode::UnknownTopicOrPartition,
             TopicError::InvalidConfig(_) => ErrorCode::InvalidConfig,
+            TopicError::PartitionLimit(_) => ErrorCode::PolicyViolation,
             TopicError::Io { .. } | TopicError::Corrupt { .. } => ErrorCode::KafkaStorageError,
         }
     }

@@ -6,8 +6,9 @@
 //! can use it on any connection at once.
 
 use super::ownership::ShardId;
+use super::partition_budget::{self, Descriptors};
 use super::router::{Call, ShardGone};
-use super::topics::{new_topic_id, write_table, Topic, TopicUpdate};
+use super::topics::{new_topic_id, write_table, Topic, TopicError, TopicUpdate};
 use super::{Shard, ShardError};
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -140,7 +141,11 @@ impl Shard {
         // Held across the durable write, so the file always holds every
         // change before this one.
         let _one_at_a_time = self.admin_lock.acquire_permit(1).await;
-        let (topic, update) = match self.plan(change)? {
+        let plan = self.plan(change)?;
+        if let Plan::Answer(Some(topic)) | Plan::Apply(topic, TopicUpdate::Upsert(_)) = &plan {
+            self.check_room_for(topic).await?;
+        }
+        let (topic, update) = match plan {
             Plan::Answer(topic) => return Ok(topic),
             Plan::Apply(topic, update) => (topic, update),
         };
@@ -154,6 +159,29 @@ impl Shard {
             self.router.call(self, shard, apply).await??;
         }
         Ok(Some(topic))
+    }
+
+    /// Refuses a created or grown topic whose new partitions the broker
+    /// cannot hold (`partition_budget`), validate_only requests too.
+    async fn check_room_for(&self, topic: &Topic) -> Result<(), ShardError> {
+        let (held, before) = {
+            let table = self.topics.borrow();
+            let held: u64 = table.iter().map(|t| u64::from(t.partitions)).sum();
+            (held, table.get(&topic.name).map_or(0, |t| t.partitions))
+        };
+        let added = u64::from(topic.partitions.saturating_sub(before));
+        if added == 0 {
+            return Ok(());
+        }
+        let fds = glommio::executor().spawn_blocking(Descriptors::now).await;
+        let max = self.config.max_broker_partitions;
+        match partition_budget::refusal(added, held, max, fds) {
+            None => Ok(()),
+            Some(why) => {
+                tracing::warn!(topic = topic.name, added, "refusing partitions: {why}");
+                Err(TopicError::PartitionLimit(why).into())
+            }
+        }
     }
 
     /// Checks a change against the table as it is and says what to store.

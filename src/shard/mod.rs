@@ -17,6 +17,7 @@ pub mod admin;
 pub mod fan_out;
 pub mod owner_calls;
 pub mod ownership;
+pub mod partition_budget;
 pub mod router;
 pub mod signal;
 pub mod topics;

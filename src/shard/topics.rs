@@ -68,6 +68,9 @@ pub enum TopicError {
         #[source]
         source: std::io::Error,
     },
+    /// The broker cannot hold the partitions asked for (`partition_budget`).
+    #[error("{0}")]
+    PartitionLimit(String),
     #[error("topic metadata {path} line {line} is corrupt")]
     Corrupt { path: PathBuf, line: usize },
 }

@@ -111,6 +111,11 @@ impl Broker {
         }
     }
 
+    /// The broker process's pid (0 once it was stopped or killed).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
