@@ -121,6 +121,10 @@ struct ServeArgs {
     /// Test hook: a produce to this topic panics its owner shard.
     #[arg(long, hide = true)]
     crash_on_produce_to: Option<String>,
+    /// Test hook: make matching storage calls fail
+    /// (`write|fdatasync:PATH_PART[:after=N][:errno=E]`, `log::fault`).
+    #[arg(long, hide = true)]
+    fail_io: Vec<String>,
     /// A TOML file of Kafka broker settings (num.partitions,
     /// log.segment.bytes, log.retention.ms, socket.request.max.bytes, ...);
     /// flags given on the command line win.
@@ -145,6 +149,10 @@ fn install_shutdown_handlers() {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if !args.fail_io.is_empty() {
+        strom::log::fault::install(&args.fail_io).map_err(anyhow::Error::msg)?;
+        tracing::warn!(rules = ?args.fail_io, "test hook: storage calls will fail");
+    }
     let mut config = broker_config(args)?;
     strom::log::state_log::pin_partition_count(
         &config.data_dir,

@@ -229,11 +229,7 @@ fn partitions_past_what_the_broker_can_hold_are_refused_and_never_half_created()
         .count();
     let limit = open + 1024 + 100;
     let lowered = std::process::Command::new("prlimit")
-        .args([
-            "--pid",
-            &pid.to_string(),
-            &format!("--nofile={limit}:"),
-        ])
+        .args(["--pid", &pid.to_string(), &format!("--nofile={limit}:")])
         .status()
         .expect("prlimit");
     assert!(lowered.success());

@@ -5,50 +5,20 @@
 mod common;
 
 use common::broker::Broker;
+use common::kafka::{producer, Deliveries};
 use common::test_dir;
 use futures_lite::future::block_on;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Collects every delivery report: Ok((partition, offset)) or the error.
-#[derive(Default)]
-struct Deliveries(Mutex<Vec<Result<(i32, i64), String>>>);
-
-impl ClientContext for Deliveries {}
-
-impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        let r = match result {
-            Ok(m) => Ok((m.partition(), m.offset())),
-            Err((e, _)) => Err(e.to_string()),
-        };
-        self.0.lock().unwrap().push(r);
-    }
-}
-
-fn producer(addr: &str, extra: &[(&str, &str)]) -> BaseProducer<Deliveries> {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", addr)
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "20000");
-    for (k, v) in extra {
-        c.set(*k, *v);
-    }
-    c.create_with_context(Deliveries::default())
-        .expect("producer")
-}
 
 fn consumer(addr: &str) -> BaseConsumer {
     ClientConfig::new()

@@ -32,6 +32,7 @@
 
 use super::config::LogConfig;
 use super::error::IoFailure;
+use super::fault;
 use super::offset::Offset;
 use glommio::io::{DmaBuffer, DmaFile};
 use std::cell::RefCell;
@@ -409,10 +410,10 @@ impl SegmentAppender {
                     .is_none_or(|(from, done)| reach <= from || reach <= done)
             })
             .await;
-            let result = match file.write_at(buf, pos).await {
+            let result = match fault::write_at(&file, buf, pos).await {
                 Ok(n) if n == want => Ok(()),
                 Ok(n) => Err(short_write(pos, n, want)),
-                Err(e) => Err(IoFailure::new(format!("write at {pos}"), e.into())),
+                Err(e) => Err(IoFailure::new(format!("write at {pos}"), e)),
             };
             progress.borrow_mut().complete(seq, result);
         })
@@ -452,9 +453,9 @@ async fn write_zeros(
             Err(e) => return Err(IoFailure::new(format!("writing zeros at {pos}"), e.into())),
         }
     }
-    file.fdatasync()
+    fault::fdatasync(file)
         .await
-        .map_err(|e| IoFailure::new("fdatasync after zeroing", e.into()))
+        .map_err(|e| IoFailure::new("fdatasync after zeroing", e))
 }
 
 /// A write the kernel took only part of: on a regular file, a full disk.

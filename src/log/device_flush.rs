@@ -46,7 +46,7 @@ struct State {
     done: u64,
     running: bool,
     /// Generations whose fdatasync failed, with the error.
-    failed: Vec<(u64, std::io::ErrorKind, String)>,
+    failed: Vec<(u64, Failure)>,
     /// Flushes whose writes are still in flight (`Joining`), by id.
     joining: BTreeSet<u64>,
     next_id: u64,
@@ -57,6 +57,31 @@ impl State {
     fn wake_all(&mut self) {
         for w in self.waiters.drain(..) {
             w.wake();
+        }
+    }
+}
+
+/// A failed fdatasync, kept to give each caller it covered its own copy
+/// (`io::Error` is not `Clone`), errno included: the log line names it.
+struct Failure {
+    errno: Option<i32>,
+    kind: std::io::ErrorKind,
+    what: String,
+}
+
+impl Failure {
+    fn of(e: &std::io::Error) -> Failure {
+        Failure {
+            errno: e.raw_os_error(),
+            kind: e.kind(),
+            what: e.to_string(),
+        }
+    }
+
+    fn to_error(&self) -> std::io::Error {
+        match self.errno {
+            Some(errno) => std::io::Error::from_raw_os_error(errno),
+            None => std::io::Error::new(self.kind, self.what.clone()),
         }
     }
 }
@@ -121,8 +146,8 @@ pub async fn flush(joined: Joining, file: &DmaFile) -> std::io::Result<()> {
         {
             let st = state.borrow();
             if st.done >= need {
-                return match st.failed.iter().find(|(g, _, _)| *g == need) {
-                    Some((_, kind, what)) => Err(std::io::Error::new(*kind, what.clone())),
+                return match st.failed.iter().find(|(g, _)| *g == need) {
+                    Some((_, failure)) => Err(failure.to_error()),
                     None => Ok(()),
                 };
             }
@@ -144,12 +169,12 @@ pub async fn flush(joined: Joining, file: &DmaFile) -> std::io::Result<()> {
                 st.wake_all();
                 st.started
             };
-            let result = file.fdatasync().await.map_err(std::io::Error::from);
+            let result = super::fault::fdatasync(file).await;
             let mut st = state.borrow_mut();
             st.running = false;
             st.done = gen;
             if let Err(e) = &result {
-                st.failed.push((gen, e.kind(), e.to_string()));
+                st.failed.push((gen, Failure::of(e)));
             }
             st.wake_all();
             continue;

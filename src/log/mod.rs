@@ -9,6 +9,7 @@
 //! - `segment`: one `.log` with its `.index` / `.timeindex`; batch scanning.
 //! - `appender`: the O_DIRECT write path of the active segment.
 //! - `device_flush`: one fdatasync shared by a shard's pure-overwrite flushes.
+//! - `fault`: storage failures a test injects (`--fail-io`).
 //! - `index`, `time_index`: the sparse indexes, Kafka's file formats.
 //! - `txn_index`: each segment's aborted transactions (`.txnindex`).
 //! - `tail_cache`: recent batches in memory for consumers at the tail.
@@ -36,6 +37,7 @@ pub mod config;
 pub mod control;
 pub mod device_flush;
 pub mod error;
+pub mod fault;
 pub mod fields;
 pub mod housekeeping;
 pub mod index;

@@ -36,6 +36,7 @@ use super::config::LogConfig;
 use super::control::{marker_batch, EndMarker, Marker};
 use super::device_flush::{self, Device};
 use super::error::{IoContext, IoFailure, LogError, Result};
+use super::fault;
 use super::io_probe::DmaReady;
 use super::offset::{LeaderEpoch, Offset, ProducerEpoch, ProducerId};
 use super::producer_snapshot::{self, SnapshotEntry};
@@ -765,7 +766,7 @@ impl Partition {
             device_flush::flush(joined, &files.dma).await
         } else {
             let extent = watch.written_extent();
-            let synced = files.dma.fdatasync().await.map_err(std::io::Error::from);
+            let synced = fault::fdatasync(&files.dma).await;
             if synced.is_ok() {
                 watch.synced_through(extent);
             }

@@ -99,8 +99,7 @@ impl SegmentFiles {
             .truncate(size)
             .await
             .context(|| format!("truncating {path}"))?;
-        self.dma
-            .fdatasync()
+        super::fault::fdatasync(&self.dma)
             .await
             .context(|| format!("syncing {path}"))
     }
