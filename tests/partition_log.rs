@@ -3,6 +3,8 @@
 
 mod common;
 
+use strom::log::housekeeping::Housekeeping;
+
 use common::{batch, open, read_all, run, small_config, split, tag_of, test_dir};
 use strom::log::{
     BatchError, ColdReads, Durability, Flushed, LogConfig, LogError, Offset, Partition, ReadChunk,
@@ -429,7 +431,8 @@ fn flush_timer_makes_old_data_durable_without_an_explicit_flush() {
             ..small_config()
         };
         let p = std::rc::Rc::new(open(&path, config).await);
-        let timer = strom::log::housekeeping::spawn(&p);
+        let housekeeping = Housekeeping::start();
+        housekeeping.add(&p);
         p.append(vec![batch(0, 5, 100, 0)], Durability::Policy)
             .await
             .unwrap();
@@ -443,8 +446,12 @@ fn flush_timer_makes_old_data_durable_without_an_explicit_flush() {
             glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
         }
         drop(p);
-        // The timer stops once the partition is gone.
-        timer.await;
+        // The partition leaves the sweep once it is gone.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !housekeeping.is_empty() {
+            assert!(std::time::Instant::now() < deadline, "still swept");
+            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+        }
     });
 }
 
@@ -468,7 +475,8 @@ fn housekeeping_applies_retention_without_being_asked() {
         }
         let before = p.segment_count();
         assert!(before > 3);
-        strom::log::housekeeping::spawn(&p).detach();
+        let housekeeping = Housekeeping::start();
+        housekeeping.add(&p);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while p.log_start().get() == 0 {
             assert!(std::time::Instant::now() < deadline, "retention never ran");

@@ -14,7 +14,7 @@ use super::append_signal::AppendSignal;
 use super::config::LogConfig;
 use super::device_flush::{self, Device};
 use super::error::{IoContext, Result};
-use super::housekeeping;
+use super::housekeeping::Housekeeping;
 use super::io_probe::{ensure_dma_reads, DmaReady, PROBE_FILE};
 use super::partition::Partition;
 use super::topic_partition::TopicPartition;
@@ -30,6 +30,8 @@ pub struct LogDir {
     /// this shard can fdatasync the device for partitions of other shards
     /// (`device_flush`).
     flush_anchor: DmaFile,
+    /// `flush.ms` and retention for every partition opened here.
+    housekeeping: Rc<Housekeeping>,
 }
 
 impl LogDir {
@@ -45,6 +47,7 @@ impl LogDir {
             dma,
             appended: Rc::default(),
             flush_anchor,
+            housekeeping: Housekeeping::start(),
         })
     }
 
@@ -80,9 +83,9 @@ impl LogDir {
     }
 
     /// Opens (creating or recovering) a partition of a user topic, whose
-    /// appends wake the shard's long-polling fetches, and starts its
-    /// housekeeping timer (`flush.ms`, retention), which ends by itself
-    /// once the partition is dropped.
+    /// appends wake the shard's long-polling fetches, and adds it to the
+    /// shard's housekeeping (`flush.ms`, retention), which it leaves by
+    /// itself once dropped.
     pub async fn open_partition(
         &self,
         tp: &TopicPartition,
@@ -110,7 +113,7 @@ impl LogDir {
         let dir = self.partition_dir(tp);
         let partition = Partition::open_notifying(&dir, config, &self.dma, appended);
         let partition = Rc::new(partition.await?);
-        housekeeping::spawn(&partition).detach();
+        self.housekeeping.add(&partition);
         Ok(partition)
     }
 
