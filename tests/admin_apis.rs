@@ -223,16 +223,8 @@ fn partitions_past_what_the_broker_can_hold_are_refused_and_never_half_created()
     let a = admin(&broker.addr);
     assert_eq!(partitions_of(&a, "fits"), 40);
     assert!(!topic_names(&a).contains(&"over".to_string()));
-    let pid = broker.pid();
-    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count();
-    let limit = open + 1024 + 100;
-    let lowered = std::process::Command::new("prlimit")
-        .args(["--pid", &pid.to_string(), &format!("--nofile={limit}:")])
-        .status()
-        .expect("prlimit");
-    assert!(lowered.success());
+    let limit = broker.open_files() + 1024 + 100;
+    broker.set_open_files_limit(limit);
     assert_eq!(
         create(&a, "many", 500),
         Err(RDKafkaErrorCode::PolicyViolation)

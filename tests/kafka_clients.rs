@@ -485,42 +485,24 @@ fn running_out_of_file_descriptors_pauses_accepts_and_keeps_connections_served()
     let broker = Broker::start(&dir.path().join("data"));
     create_topic(&broker.addr, "fds", 2, &[]);
     let p = producer(&broker.addr, &[]);
-    let first = (0..50)
-        .map(|i| format!("before-{i}").into_bytes())
-        .collect::<Vec<_>>();
-    send_all(
-        &p,
-        first
+    // One key, so one partition: the consumer sees them in send order.
+    let send = |tag: &str| {
+        let values: Vec<Vec<u8>> = (0..50).map(|i| format!("{tag}-{i}").into_bytes()).collect();
+        let records = values
             .iter()
-            .map(|v| BaseRecord::to("fds").payload(&v[..]).key(&b"k"[..])),
-    );
-
-    let pid = broker.pid().to_string();
-    let prlimit = |n: usize| {
-        let ok = std::process::Command::new("prlimit")
-            .args(["--pid", &pid, &format!("--nofile={n}:")])
-            .status()
-            .expect("prlimit");
-        assert!(ok.success());
+            .map(|v| BaseRecord::to("fds").payload(&v[..]).key(&b"k"[..]));
+        send_all(&p, records);
+        values
     };
-    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count();
-    prlimit(open + 4);
+    let first = send("before");
+    let open = broker.open_files();
+    broker.set_open_files_limit(open + 4);
     // Connections the kernel completes but the broker cannot accept.
     let waiting: Vec<_> = (0..40)
         .map(|_| std::net::TcpStream::connect(&broker.addr).expect("connect"))
         .collect();
     std::thread::sleep(Duration::from_millis(1500));
-    let second = (0..50)
-        .map(|i| format!("during-{i}").into_bytes())
-        .collect::<Vec<_>>();
-    send_all(
-        &p,
-        second
-            .iter()
-            .map(|v| BaseRecord::to("fds").payload(&v[..]).key(&b"k"[..])),
-    );
+    let second = send("during");
     let log = broker.log_text();
     let failures = log.matches("accept failed").count();
     assert!(
@@ -529,7 +511,7 @@ fn running_out_of_file_descriptors_pauses_accepts_and_keeps_connections_served()
     );
 
     drop(waiting);
-    prlimit(open + 1000);
+    broker.set_open_files_limit(open + 1000);
     let c = consumer(&broker.addr);
     assign_all(&c, "fds", 2, Offset::Beginning);
     let got = consume(&c, 100);

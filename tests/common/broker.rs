@@ -116,6 +116,23 @@ impl Broker {
         self.child.as_ref().map_or(0, |c| c.id())
     }
 
+    /// File descriptors the broker has open now.
+    pub fn open_files(&self) -> usize {
+        let fds = std::fs::read_dir(format!("/proc/{}/fd", self.pid()));
+        fds.expect("the broker's /proc").count()
+    }
+
+    /// Sets the running broker's soft RLIMIT_NOFILE (`prlimit`; up to the
+    /// hard limit, which an unprivileged test cannot raise).
+    pub fn set_open_files_limit(&self, n: usize) {
+        let pid = self.pid().to_string();
+        let set = Command::new("prlimit")
+            .args(["--pid", &pid, &format!("--nofile={n}:")])
+            .status()
+            .expect("prlimit");
+        assert!(set.success(), "prlimit --nofile={n}: failed");
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
