@@ -91,11 +91,8 @@ impl Housekeeping {
     }
 
     fn remove(&self, gone: &[Rc<Partition>]) {
-        (self.duties.borrow_mut()).retain(|d| {
-            !gone
-                .iter()
-                .any(|p| Weak::ptr_eq(&d.partition, &Rc::downgrade(p)))
-        });
+        let is_gone = |d: &Duty| gone.iter().any(|p| d.partition.as_ptr() == Rc::as_ptr(p));
+        self.duties.borrow_mut().retain(|d| !is_gone(d));
     }
 }
 

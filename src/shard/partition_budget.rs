@@ -1,5 +1,5 @@
-//! `PartitionBudget`: how many more partitions this broker can hold, checked
-//! before a topic change is accepted.
+//! The partition budget: how many more partitions this broker can hold,
+//! checked before a topic change is accepted.
 //!
 //! An open partition holds at least one file descriptor (its active
 //! segment; sealed segments hold one each too), so a broker whose topics
